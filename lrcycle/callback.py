@@ -1,0 +1,81 @@
+"""The callback base class, the fixed event vocabulary and the cancel exceptions."""
+
+from __future__ import annotations
+
+EVENTS = (
+    "before_fit",
+    "before_epoch",
+    "before_train",
+    "before_batch",
+    "after_pred",
+    "after_loss",
+    "before_backward",
+    "before_step",
+    "after_step",
+    "after_batch",
+    "after_train",
+    "before_validate",
+    "after_validate",
+    "after_epoch",
+    "after_fit",
+    "cleanup_fit",
+    "after_cancel_fit",
+    "after_cancel_epoch",
+    "after_cancel_train",
+    "after_cancel_validate",
+    "after_cancel_batch",
+    "after_cancel_step",
+)
+_HOOK_PREFIXES = ("before_", "after_", "cleanup_")
+
+
+class Callback:
+    """Base for callbacks: define any hooks named in EVENTS as `hook(self, learn)`; lower `order` runs first."""
+
+    order = 0
+
+
+class CancelFitException(Exception):
+    """Ends the fit: fires `after_cancel_fit`, then `after_fit`."""
+
+
+class CancelEpochException(Exception):
+    """Skips the rest of this epoch: fires `after_cancel_epoch`, then `after_epoch`."""
+
+
+class CancelTrainException(Exception):
+    """Skips the rest of this epoch's training: fires `after_cancel_train`, then `after_train`."""
+
+
+class CancelValidException(Exception):
+    """Skips the rest of this validation: fires `after_cancel_validate`, then `after_validate`."""
+
+
+class CancelBatchException(Exception):
+    """Skips the rest of this batch: fires `after_cancel_batch`, then `after_batch`."""
+
+
+class CancelStepException(Exception):
+    """Skips this optimizer step (and the zeroing of gradients): fires `after_cancel_step`, then `after_step`."""
+
+
+def check_callback(cb) -> None:
+    """Raise if `cb` has no integer order or defines a hook-like method outside the vocabulary (a typo)."""
+    if isinstance(cb, type):
+        raise TypeError(f"cbs: pass callback instances, not the class {cb.__name__}; write {cb.__name__}()")
+    if not isinstance(getattr(cb, "order", None), int):
+        raise TypeError(f"cbs: {type(cb).__name__}.order must be an int, got {getattr(cb, 'order', None)!r}")
+    for name in dir(cb):
+        if name.startswith(_HOOK_PREFIXES) and name not in EVENTS and callable(getattr(cb, name)):
+            raise ValueError(
+                f"{type(cb).__name__}.{name} is not an event; hooks must be one of: {', '.join(EVENTS)}"
+            )
+
+
+def hook_table(cbs) -> dict[str, list]:
+    """For each event, the bound hooks to call, sorted by `order` (stable, so ties keep list order).
+
+    Built once when the callbacks change, so the loop never sorts or looks up attributes per event.
+    """
+    ordered = sorted(cbs, key=lambda cb: cb.order)
+    return {event: [getattr(cb, event) for cb in ordered if hasattr(cb, event)] for event in EVENTS}

@@ -1,0 +1,1 @@
+"""Independent callbacks, one per file."""

@@ -1,0 +1,82 @@
+"""Read and write lr, momentum and weight decay on any torch optimizer's param groups.
+
+Momentum is `momentum` where the optimizer has it (SGD, RMSprop) and `betas[0]` where it has betas
+(Adam, AdamW, NAdam, ...); an optimizer with neither has no momentum, and reading it gives None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def momentum_key(group: dict) -> str | None:
+    """The name under which this param group keeps its momentum, or None."""
+    if "momentum" in group:
+        return "momentum"
+    if "betas" in group:
+        return "betas"
+    return None
+
+
+def get_mom(group: dict) -> float | None:
+    key = momentum_key(group)
+    if key is None:
+        return None
+    return group["betas"][0] if key == "betas" else group["momentum"]
+
+
+def set_mom(group: dict, value: float) -> None:
+    """Write momentum; a no-op on optimizers without one."""
+    key = momentum_key(group)
+    if key == "betas":
+        group["betas"] = (value, group["betas"][1])
+    elif key == "momentum":
+        group["momentum"] = value
+
+
+def get_lrs(opt: torch.optim.Optimizer) -> list[float]:
+    return [group["lr"] for group in opt.param_groups]
+
+
+def get_moms(opt: torch.optim.Optimizer) -> list[float | None]:
+    return [get_mom(group) for group in opt.param_groups]
+
+
+def get_wds(opt: torch.optim.Optimizer) -> list[float]:
+    return [group.get("weight_decay", 0.0) for group in opt.param_groups]
+
+
+def _per_group(values, n_groups: int, name: str) -> Sequence:
+    if isinstance(values, (int, float)):
+        return [values] * n_groups
+    if len(values) != n_groups:
+        raise ValueError(f"{name}: need one value per param group ({n_groups}), got {len(values)}")
+    return values
+
+
+def set_lrs(opt: torch.optim.Optimizer, lrs) -> None:
+    """Set the lr of every group: one float for all, or one value per group."""
+    for group, lr in zip(opt.param_groups, _per_group(lrs, len(opt.param_groups), "lr")):
+        group["lr"] = lr
+
+
+def set_moms(opt: torch.optim.Optimizer, moms) -> None:
+    for group, mom in zip(opt.param_groups, _per_group(moms, len(opt.param_groups), "mom")):
+        set_mom(group, mom)
+
+
+def set_wds(opt: torch.optim.Optimizer, wds) -> None:
+    for group, wd in zip(opt.param_groups, _per_group(wds, len(opt.param_groups), "wd")):
+        group["weight_decay"] = wd
+
+
+def hypers_snapshot(opt: torch.optim.Optimizer) -> list[dict]:
+    """Every hyperparameter of every group (all keys but the parameters), to put back later."""
+    return [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
+
+
+def restore_hypers(opt: torch.optim.Optimizer, snapshot: list[dict]) -> None:
+    for group, saved in zip(opt.param_groups, snapshot):
+        group.update(saved)

@@ -1,0 +1,123 @@
+"""Layer groups: splitting a model into groups, freezing the early ones, spreading an lr over them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+_BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
+
+
+def spread(value, n_groups: int, name: str = "lr") -> list[float]:
+    """One value per layer group from a float, `slice(hi)`, `slice(lo, hi)` or a per-group sequence.
+
+    `slice(hi)`: the last group gets `hi`, the others `hi/10`. `slice(lo, hi)`: geometric from `lo` on the
+    first group to `hi` on the last, `lo * (hi/lo) ** (g/(n-1))`. Every value must be finite and > 0.
+
+    >>> spread(slice(1e-4, 1e-2), 3)
+    [0.0001, 0.001, 0.01]
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected a float, slice or sequence of floats, got {value!r}")
+    if isinstance(value, (int, float)):
+        values = [float(value)] * n_groups
+    elif isinstance(value, slice):
+        if value.step is not None:
+            raise ValueError(f"{name}: a slice takes (hi) or (lo, hi), not a step; got {value}")
+        if value.start is None:
+            _check_positive(value.stop, name)
+            values = [value.stop / 10] * (n_groups - 1) + [float(value.stop)]
+        else:
+            lo, hi = _check_positive(value.start, name), _check_positive(value.stop, name)
+            if n_groups == 1:
+                values = [float(hi)]
+            else:
+                values = [lo * (hi / lo) ** (g / (n_groups - 1)) for g in range(n_groups)]
+                values[-1] = float(hi)
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != n_groups:
+            raise ValueError(
+                f"{name}: a sequence needs one value per layer group ({n_groups}), got {len(value)} values"
+            )
+        values = [float(v) for v in value]
+    else:
+        raise TypeError(f"{name}: expected a float, slice or sequence of floats, got {type(value).__name__}")
+    for v in values:
+        _check_positive(v, name)
+    return values
+
+
+def _check_positive(v, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{name}: values must be numbers, got {v!r}")
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name}: every value must be finite and > 0, got {v!r}")
+    return float(v)
+
+
+def single_group(model: nn.Module) -> list[list[nn.Parameter]]:
+    """The default splitter: the whole model is one layer group."""
+    return [list(model.parameters())]
+
+
+def sequential_splitter(n_groups: int):
+    """A splitter for an `nn.Sequential`: its children cut into `n_groups` consecutive, near-equal runs."""
+    if n_groups < 1:
+        raise ValueError(f"n_groups: must be >= 1, got {n_groups}")
+
+    def split(model: nn.Sequential) -> list[list[nn.Parameter]]:
+        children = list(model.children())
+        if len(children) < n_groups:
+            raise ValueError(f"sequential_splitter: {n_groups} groups asked of {len(children)} children")
+        bounds = [round(i * len(children) / n_groups) for i in range(n_groups + 1)]
+        return [
+            [p for child in children[a:b] for p in child.parameters()] for a, b in zip(bounds, bounds[1:])
+        ]
+
+    return split
+
+
+def check_groups(groups, model: nn.Module) -> list[list[nn.Parameter]]:
+    """Each parameter of the model in exactly one group, and no group empty."""
+    groups = [list(g) for g in groups]
+    if not groups or any(len(g) == 0 for g in groups):
+        raise ValueError("splitter: returned an empty layer group; every group needs parameters")
+    seen = [id(p) for g in groups for p in g]
+    if len(seen) != len(set(seen)):
+        raise ValueError("splitter: a parameter appears in more than one layer group")
+    missing = {id(p) for p in model.parameters()} - set(seen)
+    if missing:
+        raise ValueError(f"splitter: {len(missing)} model parameters are in no layer group")
+    return groups
+
+
+def bn_param_ids(model: nn.Module) -> set[int]:
+    return {id(p) for m in model.modules() if isinstance(m, _BN_TYPES) for p in m.parameters(recurse=False)}
+
+
+def freeze_groups(groups, n: int, train_bn: bool, bn_ids: set[int]) -> None:
+    """Groups before `n` stop requiring grad (BatchNorm parameters stay trainable when `train_bn`)."""
+    n_groups = len(groups)
+    if not -n_groups <= n <= n_groups:
+        raise ValueError(f"freeze_to: n must be in [{-n_groups}, {n_groups}] for {n_groups} layer groups, got {n}")
+    n = n % n_groups if n < 0 else n
+    for g, params in enumerate(groups):
+        frozen = g < n
+        for p in params:
+            p.requires_grad_(not frozen or (train_bn and id(p) in bn_ids))
+
+
+def requires_grad_state(model: nn.Module) -> list[bool]:
+    return [p.requires_grad for p in model.parameters()]
+
+
+def restore_requires_grad(model: nn.Module, state: list[bool]) -> None:
+    for p, flag in zip(model.parameters(), state):
+        p.requires_grad_(flag)
+
+
+def frozen_params(groups) -> list[torch.Tensor]:
+    return [p for g in groups for p in g if not p.requires_grad]

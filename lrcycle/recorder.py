@@ -1,0 +1,155 @@
+"""The Recorder: every training iteration's loss, smoothed loss, lr and momentum, and every epoch's results."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pandas as pd
+import torch
+
+from . import plots
+from .callback import Callback
+from .hyper import get_mom
+
+
+class Recorder(Callback):
+    """Observes the loop and keeps its traces; it changes nothing in the learner.
+
+    Smoothed loss, the n-th iteration (1-based): `avg = beta*avg + (1-beta)*loss`,
+    `smooth = avg / (1 - beta**n)`, reset at the start of every fit and range test.
+    An iteration is one optimizer step: with gradient accumulation, the losses of the batches
+    that make one step are averaged into one point.
+    """
+
+    order = 50
+
+    def __init__(self, beta: float = 0.98):
+        if not 0 <= beta < 1:
+            raise ValueError(f"beta: must be in [0, 1), got {beta!r}")
+        self.beta = beta
+        self.metric_names: list[str] = []
+        self._reset_traces()
+        self.epochs: list[list] = []
+        self.last_valid: list[float] = []
+
+    def _reset_traces(self) -> None:
+        self.iters, self.iter_epochs = [], []
+        self.losses, self.smooth_losses = [], []
+        self.lrs, self.moms, self.group_lrs = [], [], []
+        self._avg, self._n = 0.0, 0
+        self._pending_sum, self._pending_count = 0.0, 0
+
+    # ---- hooks -------------------------------------------------------------------------------------
+    def before_fit(self, learn) -> None:
+        self._reset_traces()
+        self.epochs = []
+        self.metric_names = [metric_name(m) for m in learn.metrics]
+        self.group_lrs = [[] for _ in learn.opt.param_groups]
+
+    def before_epoch(self, learn) -> None:
+        self._epoch_start = time.perf_counter()
+        self._epoch_losses_start = len(self.losses)
+
+    def after_batch(self, learn) -> None:
+        if learn.training:
+            self._after_train_batch(learn)
+        else:
+            self._after_valid_batch(learn)
+
+    def _after_train_batch(self, learn) -> None:
+        if learn.loss is None:  # the batch was cancelled before a loss existed
+            return
+        # the one device synchronisation per batch: the loss value every trace needs
+        self._pending_sum += learn.loss.item()
+        self._pending_count += 1
+        if not learn.stepped:
+            return
+        loss = self._pending_sum / self._pending_count
+        self._pending_sum, self._pending_count = 0.0, 0
+        self._n += 1
+        self._avg = self.beta * self._avg + (1 - self.beta) * loss
+        self.losses.append(loss)
+        self.smooth_losses.append(self._avg / (1 - self.beta**self._n))
+        self.iters.append(learn.train_iter - 1)
+        self.iter_epochs.append(learn.epoch)
+        groups = learn.opt.param_groups
+        for trace, group in zip(self.group_lrs, groups):
+            trace.append(group["lr"])
+        self.lrs.append(groups[-1]["lr"])
+        self.moms.append(get_mom(groups[-1]))
+
+    def before_validate(self, learn) -> None:
+        self._valid_sums = None
+        self._valid_count = 0
+
+    def _after_valid_batch(self, learn) -> None:
+        if learn.loss is None:
+            return
+        n = len(learn.yb)
+        values = [learn.loss.detach().float()] + [m(learn.pred, learn.yb).detach().float() for m in learn.metrics]
+        batch = torch.stack(values) * n
+        self._valid_sums = batch if self._valid_sums is None else self._valid_sums + batch
+        self._valid_count += n
+
+    def after_validate(self, learn) -> None:
+        if self._valid_sums is None:
+            self.last_valid = [math.nan] * (1 + len(learn.metrics))
+            return
+        self.last_valid = (self._valid_sums / self._valid_count).tolist()
+
+    def after_epoch(self, learn) -> None:
+        epoch_losses = self.losses[self._epoch_losses_start :]
+        train_loss = sum(epoch_losses) / len(epoch_losses) if epoch_losses else math.nan
+        valid = self.last_valid if learn.validated_this_epoch else [math.nan] * (1 + len(learn.metrics))
+        self.epochs.append([learn.epoch, train_loss, *valid, time.perf_counter() - self._epoch_start])
+
+    # ---- views -------------------------------------------------------------------------------------
+    def iter_df(self) -> pd.DataFrame:
+        """One row per training iteration: iter, epoch, loss, smooth_loss, lr, mom (+ lr_<g> per group)."""
+        df = pd.DataFrame(
+            {
+                "iter": self.iters,
+                "epoch": self.iter_epochs,
+                "loss": self.losses,
+                "smooth_loss": self.smooth_losses,
+                "lr": self.lrs,
+                "mom": self.moms,
+            }
+        )
+        if len(self.group_lrs) > 1:
+            for g, trace in enumerate(self.group_lrs):
+                df[f"lr_{g}"] = trace
+        return df
+
+    def epoch_df(self) -> pd.DataFrame:
+        """One row per epoch: epoch, train_loss, valid_loss, one column per metric, time (seconds)."""
+        columns = ["epoch", "train_loss", "valid_loss", *self.metric_names, "time"]
+        return pd.DataFrame(self.epochs, columns=columns)
+
+    @property
+    def values(self) -> list[list[float]]:
+        """Per epoch: [valid_loss, *metrics], as fastai users read them."""
+        return [row[2:-1] for row in self.epochs]
+
+    # ---- drawing -----------------------------------------------------------------------------------
+    def plot(self, skip_start: int = 10, skip_end: int = 5, suggestions: bool = True, ax=None):
+        """Smoothed loss against learning rate (log x axis), as a range test draws it."""
+        marks = getattr(self, "suggestions", None) if suggestions else None
+        return plots.plot_loss_vs_lr(self.lrs, self.smooth_losses, skip_start, skip_end, marks, ax=ax)
+
+    def plot_lr(self, show_moms: bool = False, ax=None):
+        """Learning rate per iteration, every layer group; momentum beneath when `show_moms`."""
+        return plots.plot_lr_trace(self.iters, self.group_lrs, self.moms if show_moms else None, ax=ax)
+
+    def plot_losses(self, skip_start: int = 5, ax=None):
+        """Raw and smoothed training loss per iteration, and validation loss at each epoch's end."""
+        return plots.plot_loss_trace(self, skip_start, ax=ax)
+
+    def plot_metrics(self, ax=None):
+        """Each metric and the losses per epoch."""
+        return plots.plot_epoch_metrics(self.epoch_df(), ax=ax)
+
+
+def metric_name(metric) -> str:
+    return getattr(metric, "__name__", type(metric).__name__)
