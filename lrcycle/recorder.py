@@ -31,6 +31,7 @@ class Recorder(Callback):
         self.metric_names: list[str] = []
         self._reset_traces()
         self.epochs: list[list] = []
+        self.suggestions = None
         self.last_valid: list[float] = []
 
     def _reset_traces(self) -> None:
@@ -44,6 +45,7 @@ class Recorder(Callback):
     def before_fit(self, learn) -> None:
         self._reset_traces()
         self.epochs = []
+        self.suggestions = None  # a range test sets {name: lr or (low, high)} after it ends
         self.metric_names = [metric_name(m) for m in learn.metrics]
         self.group_lrs = [[] for _ in learn.opt.param_groups]
 
