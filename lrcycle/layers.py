@@ -73,11 +73,44 @@ def sequential_splitter(n_groups: int):
         if len(children) < n_groups:
             raise ValueError(f"sequential_splitter: {n_groups} groups asked of {len(children)} children")
         bounds = [round(i * len(children) / n_groups) for i in range(n_groups + 1)]
-        return [
-            [p for child in children[a:b] for p in child.parameters()] for a, b in zip(bounds, bounds[1:])
-        ]
+        runs = zip(bounds, bounds[1:], strict=False)
+        return [[p for child in children[a:b] for p in child.parameters()] for a, b in runs]
 
     return split
+
+
+def sequential_head_splitter(n_groups: int = 3):
+    """A splitter for an `nn.Sequential` whose last child is the head: the head alone in the last group, the
+    other children cut into `n_groups - 1` near-equal runs, so `freeze()` trains exactly the head."""
+    if isinstance(n_groups, bool) or not isinstance(n_groups, int) or n_groups < 2:
+        raise ValueError(f"n_groups: must be an integer >= 2 (a body group and the head), got {n_groups!r}")
+    body_splitter = sequential_splitter(n_groups - 1)
+
+    def split(model: nn.Sequential) -> list[list[nn.Parameter]]:
+        children = list(model.children())
+        if len(children) < n_groups:
+            raise ValueError(f"sequential_head_splitter: {n_groups} groups asked of {len(children)} children")
+        return body_splitter(nn.Sequential(*children[:-1])) + [list(children[-1].parameters())]
+
+    return split
+
+
+_RESNET_PARTS = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc")
+
+
+def resnet_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
+    """Three groups for a torchvision ResNet: stem (conv1, bn1) + layer1 + layer2 / layer3 + layer4 / fc.
+
+    Early layers learn generic edges and textures that transfer as they are; later ones are more specific
+    to the pretraining task, and the head is new, so each group wants its own learning rate.
+    """
+    missing = [name for name in _RESNET_PARTS if not hasattr(model, name)]
+    if missing:
+        raise TypeError(
+            f"resnet_splitter: expected a torchvision ResNet; {type(model).__name__} lacks {missing}"
+        )
+    parts = lambda *names: [p for name in names for p in getattr(model, name).parameters()]
+    return [parts("conv1", "bn1", "layer1", "layer2"), parts("layer3", "layer4"), parts("fc")]
 
 
 def check_groups(groups, model: nn.Module) -> list[list[nn.Parameter]]:
@@ -99,15 +132,27 @@ def bn_param_ids(model: nn.Module) -> set[int]:
 
 
 def freeze_groups(groups, n: int, train_bn: bool, bn_ids: set[int]) -> None:
-    """Groups before `n` stop requiring grad (BatchNorm parameters stay trainable when `train_bn`)."""
+    """Groups before `n` stop requiring grad (BatchNorm parameters stay trainable when `train_bn`).
+
+    Frozen parameters lose any leftover grad, so no optimizer steps, decays or updates their state. BatchNorm
+    running statistics are buffers, not parameters: in train mode they keep updating in frozen groups too,
+    as in fastai (put those layers in eval mode yourself to fix them).
+    """
     n_groups = len(groups)
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"freeze_to: n must be an integer layer-group index, got {n!r}")
     if not -n_groups <= n <= n_groups:
-        raise ValueError(f"freeze_to: n must be in [{-n_groups}, {n_groups}] for {n_groups} layer groups, got {n}")
+        raise ValueError(
+            f"freeze_to: n must be in [{-n_groups}, {n_groups}] for {n_groups} layer groups, got {n}"
+        )
     n = n % n_groups if n < 0 else n
     for g, params in enumerate(groups):
         frozen = g < n
         for p in params:
-            p.requires_grad_(not frozen or (train_bn and id(p) in bn_ids))
+            trainable = not frozen or (train_bn and id(p) in bn_ids)
+            p.requires_grad_(trainable)
+            if not trainable:
+                p.grad = None  # optimizers skip params without a grad: no step, no weight decay, state kept
 
 
 def requires_grad_state(model: nn.Module) -> list[bool]:
@@ -115,7 +160,7 @@ def requires_grad_state(model: nn.Module) -> list[bool]:
 
 
 def restore_requires_grad(model: nn.Module, state: list[bool]) -> None:
-    for p, flag in zip(model.parameters(), state):
+    for p, flag in zip(model.parameters(), state, strict=True):
         p.requires_grad_(flag)
 
 
