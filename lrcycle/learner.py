@@ -96,6 +96,7 @@ class Learner:
         self.xb = self.yb = self.pred = self.loss = None
         self.epoch, self.n_epoch, self.iter, self.n_iter = 0, 0, 0, 0
         self.train_iter, self.total_iter = 0, 0
+        self.cycle_ends: list[int] = []
         self.training, self.stepped, self.validated_this_epoch = False, False, False
 
     # ---- callbacks -----------------------------------------------------------------------------------
@@ -201,11 +202,15 @@ class Learner:
             set_wds(self.opt, wds)
         return lrs
 
-    def fit_epochs(self, n_epoch: int, cbs=(), start_epoch: int = 0, with_valid: bool = True) -> None:
+    def fit_epochs(
+        self, n_epoch: int, cbs=(), start_epoch: int = 0, with_valid: bool = True, cycle_ends=None
+    ) -> None:
         """Run the loop for `n_epoch` epochs with extra callbacks: every fit method comes down to this.
 
         `start_epoch` resumes a fit in its middle: epochs and `train_iter` count from there, so a
-        schedule computed from `train_iter` picks up where it left off.
+        schedule computed from `train_iter` picks up where it left off. `cycle_ends` (epoch counts after
+        which each cycle of the schedule ends, default every epoch) is kept as `learn.cycle_ends` for the
+        callbacks that act at cycle ends (snapshots, weight averaging).
         """
         n_iter = self._check_data()
         check_positive_int(n_epoch, "n_epoch")
@@ -215,6 +220,7 @@ class Learner:
             self.create_opt()
         self.n_epoch, self.n_iter, self.start_epoch = n_epoch, n_iter, start_epoch
         self.total_iter, self.train_iter = n_epoch * n_iter, start_epoch * n_iter
+        self.cycle_ends = list(range(1, n_epoch + 1)) if cycle_ends is None else list(cycle_ends)
         self.with_valid = with_valid and self.dls.valid is not None
         with self.added_cbs(cbs), _InterruptAfterStep(self):
             try:
@@ -303,7 +309,9 @@ class Learner:
         plan = schedulers.fit_plan(lrs, n_cycle, cycle_len, cycle_mult, use_clr, use_clr_beta)
         extra = tracking.save_callbacks(cycle_save_name, best_save_name, plan.cycle_ends)
         self._prepare(lrs, wd)
-        self.fit_epochs(plan.n_epoch, plan.cbs + extra + list(cbs or []), start_epoch)
+        self.fit_epochs(
+            plan.n_epoch, plan.cbs + extra + list(cbs or []), start_epoch, cycle_ends=plan.cycle_ends
+        )
 
     def fit_one_cycle(
         self,
@@ -326,7 +334,9 @@ class Learner:
         sched = schedulers.one_cycle_plan(n_epoch, lrs, div, div_final, pct_start, moms)
         extra = tracking.save_callbacks(cycle_save_name, best_save_name, sched.cycle_ends)
         self._prepare(lrs, wd)
-        self.fit_epochs(sched.n_epoch, sched.cbs + extra + list(cbs or []), start_epoch)
+        self.fit_epochs(
+            sched.n_epoch, sched.cbs + extra + list(cbs or []), start_epoch, cycle_ends=sched.cycle_ends
+        )
 
     def fit_cyclic(
         self,
@@ -352,7 +362,9 @@ class Learner:
         )
         extra = tracking.save_callbacks(cycle_save_name, best_save_name, sched.cycle_ends)
         self._prepare(lrs, wd)
-        self.fit_epochs(sched.n_epoch, sched.cbs + extra + list(cbs or []), start_epoch)
+        self.fit_epochs(
+            sched.n_epoch, sched.cbs + extra + list(cbs or []), start_epoch, cycle_ends=sched.cycle_ends
+        )
 
     def lr_find(
         self,
