@@ -1,10 +1,118 @@
-"""Tracking callbacks: cycle snapshots and best-model saving."""
+"""Tracking callbacks: a snapshot at every cycle end, and the best model by a monitored epoch value."""
 
 from __future__ import annotations
+
+import math
+
+import torch
+
+from ..callback import Callback
+from ..recorder import metric_name
+
+
+def _check_name(name, arg: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{arg}: expected a non-empty file name (str), got {name!r}")
+    return name
+
+
+class TrackerCallback(Callback):
+    """Follows one column of the recorder's epoch table (`valid_loss`, `train_loss` or a metric's name).
+
+    `mode='min'` counts a value as better when it is below the best by more than `min_delta`, `'max'`
+    when above; `'auto'` is `min` for names with 'loss' or 'error' in them and `max` otherwise. The best
+    value starts afresh at every fit. Runs after the Recorder (order 50), which writes the epoch row.
+    """
+
+    order = 70
+
+    def __init__(self, monitor: str = "valid_loss", mode: str = "auto", min_delta: float = 0.0):
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not min_delta >= 0:
+            raise ValueError(f"min_delta: must be a number >= 0, got {min_delta!r}")
+        if mode == "auto":
+            mode = "min" if "loss" in monitor or "error" in monitor else "max"
+        self.monitor, self.mode, self.min_delta = monitor, mode, float(min_delta)
+
+    def before_fit(self, learn) -> None:
+        columns = ["train_loss", "valid_loss", *(metric_name(m) for m in learn.metrics)]
+        if self.monitor not in columns:
+            raise ValueError(f"monitor: {self.monitor!r} is not an epoch column; choose one of {columns}")
+        if self.monitor != "train_loss" and not learn.with_valid:
+            raise ValueError(f"monitor: {self.monitor!r} needs validation data, and this fit has none")
+        self._column = columns.index(self.monitor) + 1  # epoch rows start with the epoch number
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = None
+
+    def improved(self, learn) -> bool:
+        """Read this epoch's value; if it beats the best, keep it as the best and say so (NaN never does)."""
+        value = learn.recorder.epochs[-1][self._column]
+        better = (
+            value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        )
+        if better:
+            self.best, self.best_epoch = value, learn.epoch
+        return better
+
+
+class SaveModelCallback(TrackerCallback):
+    """Saves the model as `name` whenever the monitored value improves (fastai's `best_save_name`).
+
+    `load_at_end` loads the best model back after the fit; otherwise the learner keeps the last weights.
+    """
+
+    def __init__(
+        self,
+        name: str = "model",
+        monitor: str = "valid_loss",
+        mode: str = "auto",
+        min_delta: float = 0.0,
+        with_opt: bool = True,
+        load_at_end: bool = False,
+    ):
+        super().__init__(monitor, mode, min_delta)
+        self.name, self.with_opt, self.load_at_end = _check_name(name, "name"), with_opt, load_at_end
+
+    def after_epoch(self, learn) -> None:
+        if self.improved(learn):
+            learn.save(self.name, with_opt=self.with_opt)
+
+    def after_fit(self, learn) -> None:
+        if self.load_at_end and self.best_epoch is not None:
+            dist = torch.distributed
+            if dist.is_available() and dist.is_initialized():
+                dist.barrier()  # rank 0 wrote the file: wait for it before every rank reads it
+            learn.load(self.name, with_opt=self.with_opt)
+
+
+class CycleSnapshotCallback(Callback):
+    """Saves the model as `<name>_cyc_<c>` at the end of every cycle c (0-based), where the lr is lowest.
+
+    Cycles end after the epoch counts in `cycle_ends`; `None` takes the fit's own (`learn.cycle_ends`).
+    """
+
+    order = 70
+
+    def __init__(self, name: str, cycle_ends=None, with_opt: bool = True):
+        self.name, self.with_opt = _check_name(name, "cycle_save_name"), with_opt
+        self.cycle_ends = None if cycle_ends is None else list(cycle_ends)
+
+    def before_fit(self, learn) -> None:
+        self._ends = learn.cycle_ends if self.cycle_ends is None else self.cycle_ends
+        self.saved: list = []
+
+    def after_epoch(self, learn) -> None:
+        if learn.epoch + 1 in self._ends:
+            cycle = self._ends.index(learn.epoch + 1)
+            self.saved.append(learn.save(f"{self.name}_cyc_{cycle}", with_opt=self.with_opt))
 
 
 def save_callbacks(cycle_save_name, best_save_name, cycle_ends) -> list:
     """The callbacks that `cycle_save_name` / `best_save_name` of a fit call ask for."""
-    if cycle_save_name is None and best_save_name is None:
-        return []
-    raise NotImplementedError("cycle_save_name/best_save_name: see the tracking issue")
+    cbs = []
+    if cycle_save_name is not None:
+        cbs.append(CycleSnapshotCallback(cycle_save_name, cycle_ends))
+    if best_save_name is not None:
+        cbs.append(SaveModelCallback(_check_name(best_save_name, "best_save_name")))
+    return cbs

@@ -1,0 +1,68 @@
+"""Stop a fit early: when the monitored value stops improving, or when the training loss is not finite."""
+
+from __future__ import annotations
+
+import torch
+
+from ..callback import Callback, CancelFitException
+from ..checks import check_positive_int
+from ..learner import is_main_process
+from .tracking import TrackerCallback
+
+
+class EarlyStoppingCallback(TrackerCallback):
+    """Ends the fit after `patience` epochs in a row without improvement of `monitor` (see TrackerCallback).
+
+    Runs after the recorder, the snapshots and the best-model saving (order 80), so the last epoch is
+    recorded and saved before the fit stops. `stopped_epoch` is the epoch it stopped after, else None.
+    """
+
+    order = 80
+
+    def __init__(
+        self, monitor: str = "valid_loss", mode: str = "auto", min_delta: float = 0.0, patience: int = 1
+    ):
+        super().__init__(monitor, mode, min_delta)
+        self.patience = check_positive_int(patience, "patience")
+
+    def before_fit(self, learn) -> None:
+        super().before_fit(learn)
+        self.wait, self.stopped_epoch = 0, None
+
+    def after_epoch(self, learn) -> None:
+        self.wait = 0 if self.improved(learn) else self.wait + 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = learn.epoch
+            if is_main_process():
+                print(f"Early stop after epoch {learn.epoch}: best {self.monitor} at epoch {self.best_epoch}")
+            raise CancelFitException
+
+
+class TerminateOnNaNCallback(Callback):
+    """Ends the fit at the first training loss that is NaN or infinite, before its backward pass and step,
+    so the model keeps the weights of the last finite step. `stopped_at` is `(epoch, iter)`, else None.
+
+    Runs after callbacks that change the loss in `after_loss` (order 90). Under torch.distributed every
+    rank stops together: one rank's non-finite loss stops them all.
+    """
+
+    order = 90
+
+    def before_fit(self, learn) -> None:
+        self.stopped_at = None
+
+    def after_loss(self, learn) -> None:
+        if learn.training and not _finite_everywhere(learn.loss):
+            self.stopped_at = (learn.epoch, learn.iter)
+            if is_main_process():
+                print(f"Non-finite loss at epoch {learn.epoch}, batch {learn.iter}: stopping the fit")
+            raise CancelFitException
+
+
+def _finite_everywhere(loss: torch.Tensor) -> bool:
+    """Whether the loss is finite on this process and, under torch.distributed, on every rank."""
+    bad = (~torch.isfinite(loss.detach())).any().float()
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    return bad.item() == 0  # one device synchronisation, as the recorder's per-batch loss read
