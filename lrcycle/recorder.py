@@ -48,6 +48,7 @@ class Recorder(Callback):
         self.suggestions = None  # a range test sets {name: lr or (low, high)} after it ends
         self.metric_names = [metric_name(m) for m in learn.metrics]
         self.group_lrs = [[] for _ in learn.opt.param_groups]
+        self.before_epoch(learn)  # also here: a callback may cancel an epoch before our before_epoch runs
 
     def before_epoch(self, learn) -> None:
         self._epoch_start = time.perf_counter()
@@ -105,6 +106,7 @@ class Recorder(Callback):
         train_loss = sum(epoch_losses) / len(epoch_losses) if epoch_losses else math.nan
         valid = self.last_valid if learn.validated_this_epoch else [math.nan] * (1 + len(learn.metrics))
         self.epochs.append([learn.epoch, train_loss, *valid, time.perf_counter() - self._epoch_start])
+        self.before_epoch(learn)  # the next epoch starts here should its before_epoch be cancelled early
 
     # ---- views -------------------------------------------------------------------------------------
     def iter_df(self) -> pd.DataFrame:

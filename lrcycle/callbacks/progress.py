@@ -21,6 +21,8 @@ class ProgressCallback(Callback):
 
     def __init__(self, in_notebook: bool | None = None):
         self.in_notebook = fastprogress.IN_NOTEBOOK if in_notebook is None else in_notebook
+        # set here too: `validate()` or a fit cancelled before our `before_fit` still calls the other hooks
+        self.show, self.pbar, self.mbar = False, None, None
 
     def before_fit(self, learn) -> None:
         self.show = _is_main_process()
@@ -60,7 +62,7 @@ class ProgressCallback(Callback):
 
     def cleanup_fit(self, learn) -> None:
         self.pbar = None
-        if self.show and self.in_notebook and getattr(self, "mbar", None) is not None:
+        if self.show and self.in_notebook and self.mbar is not None:
             self.mbar.on_iter_end()
         self.mbar = None
 
