@@ -10,6 +10,10 @@ from torch import nn
 
 from lrcycle import DataLoaders
 
+# Tiny models gain nothing from intra-op threads, and on a loaded machine two spinning threads per test
+# process make every op ~20x slower.
+torch.set_num_threads(1)
+
 
 def make_dls(n_train=96, n_valid=32, bs=16, n_in=8, n_out=3, seed=0, shuffle=True):
     """A random classification problem as DataLoaders (training loader shuffled by torch's global RNG)."""
