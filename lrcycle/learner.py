@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import distributed
 from .callback import (
     CancelBatchException,
     CancelEpochException,
@@ -33,6 +34,7 @@ from .layers import (
     single_group,
     spread,
 )
+from .preview import preview as preview_schedule
 from .recorder import Recorder
 
 
@@ -190,9 +192,12 @@ class Learner:
             raise ValueError("dls.train: the training data loader is empty (0 batches)")
         return n_iter
 
-    def _prepare(self, lr, wd) -> list[float]:
-        """Check lr and wd and build the optimizer if needed; nothing is trained or changed on bad input."""
+    def _prepare(self, lr, wd, cbs=()) -> list[float]:
+        """Check lr, wd and the call's callbacks, then build the optimizer if needed; nothing is trained
+        or changed on bad input."""
         self._check_data()
+        for cb in cbs:
+            check_callback(cb)
         lrs = spread(self.lr if lr is None else lr, self.n_groups, "lr")
         wds = None if wd is None else spread_wd(wd, self.n_groups)
         if self.opt is None:
@@ -308,7 +313,7 @@ class Learner:
         lrs = spread(self.lr if lr is None else lr, self.n_groups, "lr")
         plan = schedulers.fit_plan(lrs, n_cycle, cycle_len, cycle_mult, use_clr, use_clr_beta)
         extra = tracking.save_callbacks(cycle_save_name, best_save_name, plan.cycle_ends)
-        self._prepare(lrs, wd)
+        self._prepare(lrs, wd, cbs or ())
         self.fit_epochs(
             plan.n_epoch, plan.cbs + extra + list(cbs or []), start_epoch, cycle_ends=plan.cycle_ends
         )
@@ -333,7 +338,7 @@ class Learner:
         moms = check_moms(self.moms if moms is None else moms, 3)
         sched = schedulers.one_cycle_plan(n_epoch, lrs, div, div_final, pct_start, moms)
         extra = tracking.save_callbacks(cycle_save_name, best_save_name, sched.cycle_ends)
-        self._prepare(lrs, wd)
+        self._prepare(lrs, wd, cbs or ())
         self.fit_epochs(
             sched.n_epoch, sched.cbs + extra + list(cbs or []), start_epoch, cycle_ends=sched.cycle_ends
         )
@@ -361,7 +366,7 @@ class Learner:
             n_epoch, self._check_data(), lrs, base_lr, step_size, n_cycles, mode, gamma, moms, self.n_groups
         )
         extra = tracking.save_callbacks(cycle_save_name, best_save_name, sched.cycle_ends)
-        self._prepare(lrs, wd)
+        self._prepare(lrs, wd, cbs or ())
         self.fit_epochs(
             sched.n_epoch, sched.cbs + extra + list(cbs or []), start_epoch, cycle_ends=sched.cycle_ends
         )
@@ -380,6 +385,16 @@ class Learner:
 
         Returns a named tuple of suggested learning rates, one field per suggestion function."""
         return lr_finder.lr_find(self, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs, show_plot)
+
+    def preview(self, method, *args, plot: bool = False, **kwargs):
+        """The lr and momentum per iteration that `method` ("fit", "fit_one_cycle" or "fit_cyclic") called
+        with these arguments would set, as a DataFrame like `recorder.iter_df()`; nothing is trained or
+        changed. `plot=True` draws it too."""
+        return preview_schedule(self, method, *args, plot=plot, **kwargs)
+
+    def distrib_ctx(self):
+        """Under torchrun, train data-parallel inside this `with` block; outside torchrun it does nothing."""
+        return distributed.distrib_ctx(self)
 
     # ---- evaluation ------------------------------------------------------------------------------------
     def validate(self, dl=None) -> list[float]:

@@ -1,0 +1,243 @@
+"""Data-parallel training under torchrun: `with learn.distrib_ctx(): learn.fit(...)`.
+
+Inside the block each process trains a replica of the model on its own shard of the training data and
+DistributedDataParallel averages the gradients, so the replicas stay identical. Each iteration's loss is
+averaged across processes before the recorder reads it: every process then records the same trace, and a
+range test stops on the same iteration everywhere (a process that stopped alone would leave the others
+waiting forever in their next gradient all-reduce).
+
+Batch size is per process: the global batch is `world_size * bs`, with `1/world_size` as many iterations
+per epoch. Outside torchrun (no torchrun environment, or a world of one process) the block does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import (
+    DataLoader,
+    DistributedSampler,
+    IterableDataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
+
+from .callback import Callback
+
+TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def launched_by_torchrun() -> bool:
+    """True when torchrun's environment variables are set and ask for more than one process."""
+    return all(v in os.environ for v in TORCHRUN_VARS) and int(os.environ["WORLD_SIZE"]) > 1
+
+
+def is_distributed() -> bool:
+    """True when this process is one of several: a process group of more than one, or torchrun asking."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size() > 1
+    return launched_by_torchrun()
+
+
+def rank() -> int:
+    """This process's rank (0 outside a process group): only rank 0 draws progress and writes files."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+class ShardSampler(Sampler[int]):
+    """Rank `rank`'s contiguous share of `range(n)`, no padding: shares differ in length by at most one and
+    together cover every index exactly once, so a metric summed over the shards is exact."""
+
+    def __init__(self, n: int, rank: int, world_size: int):
+        self.start, self.stop = n * rank // world_size, n * (rank + 1) // world_size
+
+    def __iter__(self):
+        return iter(range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+class DistributedCallback(Callback):
+    """Keeps the processes in step: one shuffle for all (seed drawn per fit, epoch set per epoch), every
+    iteration's loss averaged across ranks, validation sums and counts added across ranks.
+
+    Validation runs the inner model, not the DDP wrapper: the wrapper broadcasts buffers at every forward,
+    and the validation shards may differ by one batch, which would leave one rank waiting for the other.
+    Order 40: after the schedulers, before the Recorder (50) reads `learn.loss` and the validation sums.
+    """
+
+    order = 40
+
+    def __init__(
+        self,
+        ddp: DistributedDataParallel,
+        train_sampler: DistributedSampler,
+        generator: torch.Generator | None,
+    ):
+        self.ddp, self.sampler, self.generator = ddp, train_sampler, generator
+
+    def before_fit(self, learn) -> None:
+        # Like a shuffling DataLoader, draw each fit's seed from torch's RNG (so a range test, which puts the
+        # RNG back, leaves the next fit's order unchanged); rank 0's draw is used everywhere.
+        if self.sampler.shuffle:
+            seed = torch.randint(2**62, (1,), generator=self.generator)
+            self.sampler.seed = int(_broadcast(seed).item())
+
+    def before_epoch(self, learn) -> None:
+        self.sampler.set_epoch(learn.epoch)
+
+    def before_train(self, learn) -> None:
+        learn.model = self.ddp
+
+    def after_train(self, learn) -> None:
+        # DDP hands rank 0's buffers to everyone before each forward, but the last forward then updated each
+        # rank's BatchNorm statistics from its own batch: hand them over once more, so that validation and
+        # the weights left after the fit are the same everywhere.
+        for buffer in self.ddp.module.buffers():
+            dist.broadcast(buffer.data, src=0)
+
+    def before_validate(self, learn) -> None:
+        learn.model = self.ddp.module
+
+    def after_batch(self, learn) -> None:
+        # Backward is done by now: the averaged value is only for the recorder and callbacks after it.
+        if learn.training and learn.loss is not None:
+            learn.loss = _all_sum(learn.loss.detach().float()) / dist.get_world_size()
+
+    def after_fit(self, learn) -> None:
+        self.after_train(learn)  # a fit cancelled mid-epoch (early stopping) skips after_train
+
+    def after_validate(self, learn) -> None:
+        # The recorder keeps per-rank sums [loss*n, metric*n, ...] and a count n; their totals give the global
+        # mean over the whole validation set (the shards do not overlap).
+        rec = learn.recorder
+        width = 1 + len(learn.metrics)
+        sums = rec._valid_sums if rec._valid_sums is not None else torch.zeros(width)
+        count = torch.tensor([float(rec._valid_count)], dtype=torch.double)
+        packed = torch.cat([sums.detach().double().cpu(), count])
+        total = _all_sum(packed).cpu()
+        rec._valid_count = int(total[-1].item())
+        rec._valid_sums = total[:-1] if rec._valid_count > 0 else None
+        learn.model = self.ddp
+
+
+@contextlib.contextmanager
+def distrib_ctx(learn):
+    """Under torchrun: DDP model, sharded data, loss averaged across ranks; everything undone on exit.
+
+    Starts the process group when none is (`nccl` for a CUDA learner, whose model moves to the device named
+    by LOCAL_RANK, else `gloo`), and ends it on exit only if it started it. The model stays trained.
+    """
+    if not is_distributed() or isinstance(learn.model, DistributedDataParallel):
+        yield learn  # not under torchrun, or already inside a distrib_ctx
+        return
+    shuffle = _check_loader(learn.dls.train, "dls.train")
+    if learn.dls.valid is not None:
+        _check_loader(learn.dls.valid, "dls.valid")
+    created = _init_process_group(learn)
+    model, dls, cb = learn.model, learn.dls, None
+    try:
+        if learn.device.type == "cuda":
+            _move_to(learn, torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))))
+        r, world = dist.get_rank(), dist.get_world_size()
+        sampler = DistributedSampler(dls.train.dataset, num_replicas=world, rank=r, shuffle=shuffle)
+        learn.dls = copy.copy(dls)
+        learn.dls.train = _reshard(dls.train, sampler)
+        if dls.valid is not None:
+            learn.dls.valid = _reshard(dls.valid, ShardSampler(len(dls.valid.dataset), r, world))
+        device_ids = [learn.device.index] if learn.device.type == "cuda" else None
+        learn.model = DistributedDataParallel(model, device_ids=device_ids)  # broadcasts rank 0's weights
+        cb = DistributedCallback(learn.model, sampler, dls.train.generator)
+        learn.add_cbs([cb])
+        yield learn
+    finally:
+        if cb is not None and cb in learn.cbs:
+            learn.remove_cbs([cb])
+        learn.model, learn.dls = model, dls
+        if created:
+            dist.destroy_process_group()
+
+
+def _check_loader(dl, name: str) -> bool:
+    """Raise unless `dl` can be resharded; return whether it shuffles."""
+    if not isinstance(dl, DataLoader):
+        raise ValueError(
+            f"{name}: distrib_ctx reshards the data across processes, which needs a torch DataLoader; "
+            f"got {type(dl).__name__}"
+        )
+    if isinstance(dl.dataset, IterableDataset) or dl.batch_size is None:
+        raise ValueError(
+            f"{name}: distrib_ctx needs a DataLoader over a map-style dataset built with batch_size= "
+            "(an IterableDataset or a custom batch_sampler cannot be resharded)"
+        )
+    if not isinstance(dl.sampler, (RandomSampler, SequentialSampler)):
+        raise ValueError(
+            f"{name}: distrib_ctx replaces the sampler with a DistributedSampler, so it needs shuffle=True "
+            f"or shuffle=False, not a custom sampler ({type(dl.sampler).__name__})"
+        )
+    return isinstance(dl.sampler, RandomSampler)
+
+
+def _reshard(dl: DataLoader, sampler: Sampler) -> DataLoader:
+    """The same dataset, batch size, collate and workers, drawing its indices from `sampler`."""
+    workers = {}
+    if dl.num_workers > 0:
+        workers = dict(
+            prefetch_factor=dl.prefetch_factor,
+            persistent_workers=dl.persistent_workers,
+            multiprocessing_context=dl.multiprocessing_context,
+        )
+    return DataLoader(
+        dl.dataset,
+        batch_size=dl.batch_size,
+        sampler=sampler,
+        num_workers=dl.num_workers,
+        collate_fn=dl.collate_fn,
+        pin_memory=dl.pin_memory,
+        drop_last=dl.drop_last,
+        timeout=dl.timeout,
+        worker_init_fn=dl.worker_init_fn,
+        **workers,
+    )
+
+
+def _init_process_group(learn) -> bool:
+    """Start the process group from torchrun's environment unless one exists; True if this call started it."""
+    if dist.is_initialized():
+        return False
+    dist.init_process_group(backend="nccl" if learn.device.type == "cuda" else "gloo")
+    return True
+
+
+def _move_to(learn, device: torch.device) -> None:
+    """Put the model (and any optimizer state) on this process's own GPU."""
+    torch.cuda.set_device(device)
+    learn.device = device
+    learn.model.to(device)  # parameters keep their identity: the optimizer and layer groups still hold them
+    if learn.opt is not None and learn.opt.state:
+        learn.opt.load_state_dict(learn.opt.state_dict())  # loading casts the state to each param's device
+
+
+def _collective_device() -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _all_sum(t: torch.Tensor) -> torch.Tensor:
+    t = t.to(_collective_device(), copy=True)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def _broadcast(t: torch.Tensor) -> torch.Tensor:
+    t = t.to(_collective_device(), copy=True)
+    dist.broadcast(t, src=0)
+    return t
