@@ -1,0 +1,50 @@
+"""Gradient accumulation: one optimizer step per `n_batches` batches, equal to the large-batch step."""
+
+from __future__ import annotations
+
+import math
+
+from ..callback import Callback, CancelStepException
+from ..checks import check_positive_int
+
+
+class GradientAccumulation(Callback):
+    """Sums the gradients of `n_batches` consecutive batches into one optimizer step (one iteration).
+
+    Each batch's loss is scaled by 1/k for the backward pass, k the number of batches in its group, so the
+    summed gradient is that of the mean loss over the group: with equal batch sizes and no BatchNorm, the
+    step equals one step on the k batches joined into one. Groups restart at every epoch; the last group
+    of an epoch may be shorter (k = its own size), so an epoch of `n_iter` batches has
+    `ceil(n_iter / n_batches)` steps. `total_iter` and `train_iter` count those steps, so every schedule,
+    the recorder (one point per step, the mean of the group's unscaled batch losses) and the range test
+    count optimizer steps. `learn.loss` keeps its unscaled value for every event after the backward pass.
+    Runs first (order -20), so the step counts are set before any schedule reads them and the skipped
+    steps are skipped before any other `before_step` hook (gradient clipping sees the summed gradient).
+    """
+
+    order = -20
+
+    def __init__(self, n_batches: int):
+        self.n_batches = check_positive_int(n_batches, "n_batches")
+
+    def before_fit(self, learn) -> None:
+        self.steps_per_epoch = math.ceil(learn.n_iter / self.n_batches)
+        learn.total_iter = learn.n_epoch * self.steps_per_epoch
+        learn.train_iter = learn.start_epoch * self.steps_per_epoch
+
+    def before_train(self, learn) -> None:
+        learn.opt.zero_grad()  # a group cut short by a cancelled epoch must not leak into the next one
+
+    def _group_size(self, learn) -> int:
+        start = learn.iter - learn.iter % self.n_batches
+        return min(self.n_batches, learn.n_iter - start)
+
+    def before_backward(self, learn) -> None:
+        self._loss = learn.loss
+        learn.loss = learn.loss / self._group_size(learn)
+
+    def before_step(self, learn) -> None:
+        learn.loss = self._loss  # the recorder and the rest read the batch's own loss
+        group_done = (learn.iter + 1) % self.n_batches == 0 or learn.iter + 1 == learn.n_iter
+        if not group_done:
+            raise CancelStepException
