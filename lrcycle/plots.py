@@ -64,6 +64,13 @@ def plot_lr_trace(iters, group_lrs, moms=None, ax=None):
     return axes
 
 
+def plot_schedule(df, show_moms: bool = True, ax=None):
+    """A schedule preview (or `recorder.iter_df()`): lr per iteration, every group, momentum beneath."""
+    lr_cols = [c for c in df.columns if c.startswith("lr_")] or ["lr"]
+    moms = list(df["mom"]) if show_moms and "mom" in df.columns else None
+    return plot_lr_trace(list(df["iter"]), [list(df[c]) for c in lr_cols], moms, ax=ax)
+
+
 def plot_loss_trace(recorder, skip_start=5, ax=None):
     """Raw and smoothed training loss per iteration, validation loss at each epoch's last iteration."""
     ax = _axes(ax)
