@@ -214,8 +214,8 @@ class Learner:
 
         `start_epoch` resumes a fit in its middle: epochs and `train_iter` count from there, so a
         schedule computed from `train_iter` picks up where it left off. `cycle_ends` (epoch counts after
-        which each cycle of the schedule ends, default every epoch) is kept as `learn.cycle_ends` for the
-        callbacks that act at cycle ends (snapshots, weight averaging).
+        which each cycle of the fit's plan ends; none by default, as in a range test) is kept as
+        `learn.cycle_ends` for the callbacks that act at cycle ends (snapshots, weight averaging).
         """
         n_iter = self._check_data()
         check_positive_int(n_epoch, "n_epoch")
@@ -225,7 +225,7 @@ class Learner:
             self.create_opt()
         self.n_epoch, self.n_iter, self.start_epoch = n_epoch, n_iter, start_epoch
         self.total_iter, self.train_iter = n_epoch * n_iter, start_epoch * n_iter
-        self.cycle_ends = list(range(1, n_epoch + 1)) if cycle_ends is None else list(cycle_ends)
+        self.cycle_ends = [] if cycle_ends is None else list(cycle_ends)
         self.with_valid = with_valid and self.dls.valid is not None
         with self.added_cbs(cbs), _InterruptAfterStep(self):
             try:

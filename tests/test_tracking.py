@@ -197,3 +197,12 @@ def test_terminate_on_nan_lets_finite_fits_run(tmp_path):
     learn, stopper = make_learner(tmp_path), TerminateOnNaNCallback()
     learn.fit(0.1, 2, cbs=[stopper])
     assert stopper.stopped_at is None and learn.train_iter == 12
+
+
+def test_trackers_stay_idle_in_a_range_test(tmp_path):
+    saver, stopper = SaveModelCallback("best"), EarlyStoppingCallback(patience=1)
+    learn = make_learner(tmp_path, cbs=[saver, stopper, CycleSnapshotCallback("snap")])
+    learn.lr_find(num_it=20, stop_div=False)  # 6 batches per epoch: 4 epochs without validation
+    assert len(learn.recorder.losses) == 20
+    assert saver.best_epoch is None and stopper.stopped_epoch is None
+    assert not (tmp_path / "models").exists()

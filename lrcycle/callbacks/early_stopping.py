@@ -30,6 +30,8 @@ class EarlyStoppingCallback(TrackerCallback):
         self.wait, self.stopped_epoch = 0, None
 
     def after_epoch(self, learn) -> None:
+        if not self.active:
+            return
         self.wait = 0 if self.improved(learn) else self.wait + 1
         if self.wait >= self.patience:
             self.stopped_epoch = learn.epoch

@@ -22,6 +22,7 @@ class TrackerCallback(Callback):
     `mode='min'` counts a value as better when it is below the best by more than `min_delta`, `'max'`
     when above; `'auto'` is `min` for names with 'loss' or 'error' in them and `max` otherwise. The best
     value starts afresh at every fit. Runs after the Recorder (order 50), which writes the epoch row.
+    A fit without validation (a range test, `with_valid=False`) leaves a tracker of a validation value idle.
     """
 
     order = 70
@@ -39,14 +40,15 @@ class TrackerCallback(Callback):
         columns = ["train_loss", "valid_loss", *(metric_name(m) for m in learn.metrics)]
         if self.monitor not in columns:
             raise ValueError(f"monitor: {self.monitor!r} is not an epoch column; choose one of {columns}")
-        if self.monitor != "train_loss" and not learn.with_valid:
-            raise ValueError(f"monitor: {self.monitor!r} needs validation data, and this fit has none")
+        self.active = self.monitor == "train_loss" or learn.with_valid
         self._column = columns.index(self.monitor) + 1  # epoch rows start with the epoch number
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = None
 
     def improved(self, learn) -> bool:
         """Read this epoch's value; if it beats the best, keep it as the best and say so (NaN never does)."""
+        if not self.active:
+            return False
         value = learn.recorder.epochs[-1][self._column]
         better = (
             value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
