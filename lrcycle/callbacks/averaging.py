@@ -16,7 +16,8 @@ class CycleAverage(Callback):
 
     Cycles end after the epoch counts in `cycle_ends`; `None` takes the fit's own (`learn.cycle_ends`:
     `fit(lr, 3, cycle_len=1, cycle_mult=2)` ends cycles after epochs 1, 3 and 7; a constant-lr fit after
-    every epoch). Cycles before `start_cycle` are left out (early cycles are often far from good).
+    every epoch; a range test none). Cycles before `start_cycle` are left out (early cycles are often far
+    from good). Typical use: `learn.fit(0.3, 6, cycle_len=2, use_clr=(32, 5), cbs=[CycleAverage()])`.
     The average of k snapshots is `sum(w_c) / k`, parameter by parameter (`torch.optim.swa_utils`); the
     averaged model's BatchNorm statistics are then recomputed over one pass of the training data, since
     averaged weights make activations whose statistics none of the snapshots had.
