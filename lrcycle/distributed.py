@@ -45,11 +45,6 @@ def is_distributed() -> bool:
     return launched_by_torchrun()
 
 
-def rank() -> int:
-    """This process's rank (0 outside a process group): only rank 0 draws progress and writes files."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
 class ShardSampler(Sampler[int]):
     """Rank `rank`'s contiguous share of `range(n)`, no padding: shares differ in length by at most one and
     together cover every index exactly once, so a metric summed over the shards is exact."""
@@ -82,8 +77,14 @@ class DistributedCallback(Callback):
         generator: torch.Generator | None,
     ):
         self.ddp, self.sampler, self.generator = ddp, train_sampler, generator
+        self.trainable = _trainable(ddp.module)
 
     def before_fit(self, learn) -> None:
+        # DDP syncs the gradients of the parameters that were trainable when it was built: after a freeze_to
+        # inside the block, wrap again (rebuilding broadcasts rank 0's weights, which everyone already has)
+        if _trainable(self.ddp.module) != self.trainable:
+            self.ddp, self.trainable = _wrap(self.ddp.module), _trainable(self.ddp.module)
+        learn.model = self.ddp
         # Like a shuffling DataLoader, draw each fit's seed from torch's RNG (so a range test, which puts the
         # RNG back, leaves the next fit's order unchanged); rank 0's draw is used everywhere.
         if self.sampler.shuffle:
@@ -152,8 +153,7 @@ def distrib_ctx(learn):
         learn.dls.train = _reshard(dls.train, sampler)
         if dls.valid is not None:
             learn.dls.valid = _reshard(dls.valid, ShardSampler(len(dls.valid.dataset), r, world))
-        device_ids = [learn.device.index] if learn.device.type == "cuda" else None
-        learn.model = DistributedDataParallel(model, device_ids=device_ids)  # broadcasts rank 0's weights
+        learn.model = _wrap(model)
         cb = DistributedCallback(learn.model, sampler, dls.train.generator)
         learn.add_cbs([cb])
         yield learn
@@ -223,6 +223,16 @@ def _move_to(learn, device: torch.device) -> None:
     learn.model.to(device)  # parameters keep their identity: the optimizer and layer groups still hold them
     if learn.opt is not None and learn.opt.state:
         learn.opt.load_state_dict(learn.opt.state_dict())  # loading casts the state to each param's device
+
+
+def _wrap(model) -> DistributedDataParallel:
+    """DDP around `model`, on the device its parameters are on; building it broadcasts rank 0's weights."""
+    device = next(model.parameters()).device
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _trainable(model) -> list[bool]:
+    return [p.requires_grad for p in model.parameters()]
 
 
 def _collective_device() -> torch.device:

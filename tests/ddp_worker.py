@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from lrcycle import Learner, accuracy, digits, digits_cnn
+from lrcycle import Learner, accuracy, digits, digits_cnn, sequential_splitter
 from lrcycle.learner import is_main_process, unwrap
 
 
@@ -72,7 +72,14 @@ def main(out: Path) -> None:
     dls.valid = DataLoader(dls.valid.dataset, batch_size=179)
     local = LocalLosses()
     learn = Learner(
-        dls, digits_cnn(), metrics=[accuracy], lr=0.05, device="cpu", cbs=[local], path=out / f"rank{rank}"
+        dls,
+        digits_cnn(),
+        metrics=[accuracy],
+        lr=0.05,
+        splitter=sequential_splitter(4),
+        device="cpu",
+        cbs=[local],
+        path=out / f"rank{rank}",
     )
     original_model, original_dls, original_cbs = learn.model, learn.dls, list(learn.cbs)
     result = {"rank": rank}
@@ -83,6 +90,10 @@ def main(out: Path) -> None:
         result["fit"] = run(learn, local, lambda: learn.fit(0.05, 2))
         result["one_cycle"] = run(learn, local, lambda: learn.fit_one_cycle(1, 0.05))
         result["clr"] = run(learn, local, lambda: learn.fit(0.05, 1, cycle_len=1, use_clr=(32, 5)))
+        learn.freeze_to(2)  # changes which parameters DDP must sync: the context wraps the model again
+        result["frozen"] = run(learn, local, lambda: learn.fit(0.05, 1))
+        learn.unfreeze()
+        result["unfrozen"] = run(learn, local, lambda: learn.fit(slice(0.005, 0.05), 1))
         result["valid_inside"] = learn.validate()
         before = weights(learn)
         found = run(learn, local, lambda: learn.lr_find(start_lr=1e-5, end_lr=1e6, num_it=100))

@@ -20,7 +20,8 @@ from lrcycle import DataLoaders, Learner, digits
 from lrcycle.distributed import TORCHRUN_VARS, ShardSampler
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
-FITS = ["fit", "one_cycle", "clr", "lr_find"]
+TRAINING = ["fit", "one_cycle", "clr", "frozen", "unfrozen"]  # unfrozen: 4 layer groups, a slice of lrs
+FITS = [*TRAINING, "lr_find"]
 
 
 # ---- without torchrun ------------------------------------------------------------------------------------
@@ -140,7 +141,7 @@ def test_every_fit_completes_with_the_same_trace_on_both_ranks(ranks, fit):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fit", ["fit", "one_cycle", "clr"])
+@pytest.mark.parametrize("fit", TRAINING)
 def test_every_fit_ends_with_the_same_weights_and_buffers_on_both_ranks(ranks, fit):
     a, b = (result[fit] for result in ranks[0])
     assert same_weights(a["weights"], b["weights"])
