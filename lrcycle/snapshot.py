@@ -1,0 +1,134 @@
+"""An in-memory snapshot of everything a range test changes, put back bit for bit afterwards.
+
+Nothing is written to disk, so read-only or shared directories and parallel runs are safe. Restoring
+copies the saved values into the very tensors, dicts and optimizer the user holds (`copy_` under
+`no_grad`), so references taken before the test still point at the live objects afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import numpy as np
+import torch
+from torch import nn
+
+from .hyper import hypers_snapshot, restore_hypers
+
+
+class TrainingSnapshot:
+    """Model tensors and modes, optimizer state and hyperparameters, requires_grad flags and every RNG.
+
+    >>> model = nn.Linear(2, 1)
+    >>> snap = TrainingSnapshot(model, None)
+    >>> _ = model.weight.data.add_(1.0)
+    >>> snap.restore()
+    >>> bool(torch.equal(model.weight, snap.saved_copy(model.weight)))
+    True
+    """
+
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer | None):
+        self.model, self.opt = model, opt
+        # (module, name, tensor) for every parameter and buffer slot, so a slot re-bound to a new tensor
+        # during the test is pointed back at the original one
+        self.slots = [
+            (module, name, tensor)
+            for module in model.modules()
+            for name, tensor in [*module._parameters.items(), *module._buffers.items()]
+            if tensor is not None
+        ]
+        unique = {id(t): t for _, _, t in self.slots}
+        self.tensors = list(unique.values())
+        self.copies = _clone_all(self.tensors)
+        params = [t for t in self.tensors if isinstance(t, nn.Parameter)]
+        self.requires_grad = [(p, p.requires_grad) for p in params]
+        self.grads = [(p, p.grad, None if p.grad is None else p.grad.detach().clone()) for p in params]
+        self.modes = [(m, m.training) for m in model.modules()]
+        self.opt_state = None if opt is None else _save_opt_state(opt)
+        self.hypers = None if opt is None else hypers_snapshot(opt)
+        self.rng = _rng_states()
+
+    def saved_copy(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The value `tensor` had when the snapshot was taken."""
+        return self.copies[[id(t) for t in self.tensors].index(id(tensor))]
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Put everything back; the objects are the same ones, their contents as they were."""
+        _copy_all(self.tensors, self.copies)
+        for module, name, tensor in self.slots:
+            registry = module._parameters if name in module._parameters else module._buffers
+            if registry.get(name) is not tensor:
+                registry[name] = tensor
+        for p, flag in self.requires_grad:
+            p.requires_grad_(flag)
+        for p, grad, saved in self.grads:
+            if grad is not None:
+                grad.copy_(saved)
+            p.grad = grad
+        for module, mode in self.modes:
+            module.training = mode
+        if self.opt is not None:
+            _restore_opt_state(self.opt, self.opt_state)
+            restore_hypers(self.opt, self.hypers)
+        _set_rng_states(self.rng)
+
+
+def _clone_all(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [t.detach().clone() for t in tensors]
+
+
+def _copy_all(targets: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
+    if targets:
+        # one fused call where torch has it: a per-tensor loop costs a dispatch per tensor
+        foreach_copy = getattr(torch, "_foreach_copy_", None)
+        if foreach_copy is not None:
+            foreach_copy([t.detach() for t in targets], sources)
+        else:
+            for t, s in zip(targets, sources, strict=True):
+                t.detach().copy_(s)
+
+
+def _save_opt_state(opt: torch.optim.Optimizer) -> dict:
+    """Per parameter: the state dict object itself and, per key, the original value and a copy of it."""
+    saved = {}
+    for p, state in opt.state.items():
+        entries = {}
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                entries[key] = (value, value.detach().clone())
+            else:
+                entries[key] = (None, copy.deepcopy(value))
+        saved[p] = (state, entries)
+    return saved
+
+
+def _restore_opt_state(opt: torch.optim.Optimizer, saved: dict) -> None:
+    for p in [p for p in opt.state if p not in saved]:
+        del opt.state[p]  # state the test created (e.g. the first momentum buffers)
+    for p, (state, entries) in saved.items():
+        state.clear()
+        for key, (original, value) in entries.items():
+            if original is None:
+                state[key] = copy.deepcopy(value)
+            else:
+                original.copy_(value)
+                state[key] = original
+        opt.state[p] = state
+
+
+def _rng_states() -> dict:
+    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    # only when CUDA is already in use: asking for its state would otherwise start a CUDA context
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    if "cuda" in states:
+        torch.cuda.set_rng_state_all(states["cuda"])

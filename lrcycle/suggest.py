@@ -1,0 +1,107 @@
+"""Suggestion functions: each reads a range test's `(lrs, smooth_losses)` and returns a learning rate.
+
+Every function is a plain function of the two lists, so it works on any recorded curve, and copes with a
+short one (a test stopped after a few iterations): it returns its best answer, or NaN with a
+`SuggestionWarning`, never raises. The first and last points are skipped like `Recorder.plot` skips them
+(the debiased smoothed loss is noisy at first, the last points are the divergence), fewer when the curve
+is short.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+
+class SuggestionWarning(UserWarning):
+    """A suggestion could not be read from the curve (too short, flat or not finite)."""
+
+
+def _curve(lrs, losses, skip_start: int = 10, skip_end: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """(log10 lr, smoothed loss) of the finite points, the ends skipped; shorter curves skip less."""
+    lrs, losses = np.asarray(lrs, dtype=float).ravel(), np.asarray(losses, dtype=float).ravel()
+    n = min(len(lrs), len(losses))
+    lrs, losses = lrs[:n], losses[:n]
+    # a point past the first non-finite loss is training on broken weights
+    bad = ~np.isfinite(losses)
+    if bad.any():
+        lrs, losses = lrs[: np.argmax(bad)], losses[: np.argmax(bad)]
+    keep = np.isfinite(lrs) & (lrs > 0)
+    lrs, losses = lrs[keep], losses[keep]
+    n = len(lrs)
+    if skip_start + skip_end > n // 2:  # keep at least half of a short curve
+        scale = (n // 2) / max(skip_start + skip_end, 1)
+        skip_start, skip_end = int(skip_start * scale), int(skip_end * scale)
+    return np.log10(lrs[skip_start : n - skip_end]), losses[skip_start : n - skip_end]
+
+
+def _nan(name: str, why: str) -> float:
+    warnings.warn(f"{name}: {why}; returning NaN", SuggestionWarning, stacklevel=3)
+    return math.nan
+
+
+def _slopes(log_lrs: np.ndarray, losses: np.ndarray) -> np.ndarray:
+    """d(loss)/d(log10 lr) at every point (central differences; equal lrs give 0, not a division by 0)."""
+    if len(log_lrs) < 2:
+        return np.zeros(len(log_lrs))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slopes = np.gradient(losses, log_lrs)
+    return np.where(np.isfinite(slopes), slopes, 0.0)
+
+
+def minimum(lrs, smooth_losses) -> float:
+    """The lr at the lowest smoothed loss, divided by 10 (fastai's rule: train well below the minimum)."""
+    log_lrs, losses = _curve(lrs, smooth_losses)
+    if len(losses) == 0:
+        return _nan("minimum", "no finite point in the curve")
+    return float(10 ** log_lrs[np.argmin(losses)] / 10)
+
+
+def steep(lrs, smooth_losses) -> float:
+    """The lr where the smoothed loss falls fastest against log lr (torch-lr-finder's steepest gradient)."""
+    log_lrs, losses = _curve(lrs, smooth_losses)
+    if len(losses) < 2:
+        return _nan("steep", "fewer than two finite points")
+    slopes = _slopes(log_lrs, losses)
+    if slopes.min() >= 0:
+        return _nan("steep", "the loss never falls")
+    return float(10 ** log_lrs[np.argmin(slopes)])
+
+
+def valley(lrs, smooth_losses) -> float:
+    """The middle (in log lr) of the longest descending stretch: the longest run of consecutive points,
+    each below the one before it. The smoothed loss falls steadily only where the lr is doing the work;
+    a noisy plateau breaks into short runs."""
+    log_lrs, losses = _curve(lrs, smooth_losses)
+    if len(losses) < 2:
+        return _nan("valley", "fewer than two finite points")
+    falling = np.diff(losses) < 0
+    if not falling.any():
+        return _nan("valley", "the loss never falls")
+    best_len, best_end, run = 0, 0, 0
+    for i, down in enumerate(falling):
+        run = run + 1 if down else 0
+        if run > best_len:
+            best_len, best_end = run, i + 1  # the run covers points best_end - best_len .. best_end
+    return float(10 ** ((log_lrs[best_end - best_len] + log_lrs[best_end]) / 2))
+
+
+def lr_range(lrs, smooth_losses, frac: float = 0.1) -> tuple[float, float]:
+    """(low, high) for cyclical schedules, after Smith's range test: `low` where the loss has fallen by
+    `frac` of its total fall (it starts falling), `high` where it is within `frac` of its minimum (it
+    stops falling). NaNs when the loss never falls."""
+    log_lrs, losses = _curve(lrs, smooth_losses)
+    if len(losses) < 2:
+        return (_nan("lr_range", "fewer than two finite points"), math.nan)
+    best = int(np.argmin(losses))
+    drop = losses[0] - losses[best]
+    if best == 0 or not drop > 0:
+        return (_nan("lr_range", "the loss never falls"), math.nan)
+    low = int(np.argmax(losses[: best + 1] < losses[0] - frac * drop))
+    high = int(np.argmax(losses[: best + 1] < losses[best] + frac * drop))
+    return (float(10 ** log_lrs[low]), float(10 ** log_lrs[max(high, low)]))
+
+
+DEFAULT_FUNCS = (minimum, steep, valley, lr_range)
