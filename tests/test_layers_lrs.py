@@ -128,6 +128,32 @@ def test_fit_use_clr_scales_the_triangle_to_each_groups_lr(form, n_groups):
     assert_steps(rec.lrs, per_cycle * 2)
 
 
+@pytest.mark.parametrize("n_groups", [1, 3])
+@pytest.mark.parametrize("form", list(FORMS))
+def test_fit_sgdr_restarts_each_group_at_its_own_lr(form, n_groups):
+    learn, rec = learner(n_groups), GroupHypers()
+    lrs = expected_spread(FORMS[form], n_groups)
+    run(lambda: learn.fit(as_arg(FORMS[form], n_groups), 2, cycle_len=1, cbs=[rec]))
+    per_cycle = [[lr / 2 * (1 + math.cos(math.pi * j / N_ITER)) for lr in lrs] for j in range(N_ITER)]
+    assert_steps(rec.lrs, per_cycle * 2)
+
+
+@pytest.mark.parametrize("n_groups", [1, 3])
+@pytest.mark.parametrize("form", list(FORMS))
+def test_fit_cyclic_scales_the_triangle_to_each_groups_lr(form, n_groups):
+    learn, rec = learner(n_groups), GroupHypers()
+    lr_max = expected_spread(FORMS[form], n_groups)
+    run(lambda: learn.fit_cyclic(2, as_arg(FORMS[form], n_groups), n_cycles=2, cbs=[rec]))
+    step = 2 * N_ITER / (2 * 2)  # iterations per half cycle
+
+    def triangular(lr, i):  # torch CyclicLR's triangular formula, base_lr = lr_max / 4
+        cycle = math.floor(1 + i / (2 * step))
+        x = abs(i / step - 2 * cycle + 1)
+        return lr / 4 + (lr - lr / 4) * max(0.0, 1 - x)
+
+    assert_steps(rec.lrs, [[triangular(lr, i) for lr in lr_max] for i in range(2 * N_ITER)])
+
+
 @pytest.mark.filterwarnings("ignore::UserWarning")  # 15 tiny steps leave the suggestions nothing to read
 @pytest.mark.parametrize("n_groups", [1, 3])
 @pytest.mark.parametrize("form", list(FORMS))
