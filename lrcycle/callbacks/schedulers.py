@@ -64,8 +64,12 @@ def _cycle_args(cycle_len, cycle_mult) -> tuple[int, int]:
 
 
 # ---- the callbacks -------------------------------------------------------------------------------------
-class _Scheduler(Callback):
-    """Applies `hypers(learn)` (per-group lrs, and a momentum or None) before every training batch."""
+class Scheduler(Callback):
+    """Base of the scheduler callbacks: before every training batch, sets what `hypers` gives for
+    `learn.train_iter` (one lr per group, and a momentum or None to leave momentum alone).
+
+    Subclasses define `hypers(i, total_iter, n_epoch)` and list their constructor arguments in
+    `_state_names`: those are the whole state (`state_dict`), since the position comes from the learner."""
 
     order = 10
     _state_names: tuple[str, ...] = ()
@@ -100,7 +104,7 @@ def _copy(value):
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-class OneCycleCallback(_Scheduler):
+class OneCycleCallback(Scheduler):
     """fastai v2 one cycle over the whole fit: cosine warm-up from lr_max/div to lr_max over `pct_start`,
     then cosine annealing to lr_max/div_final; momentum through `moms = (m0, m1, m2)` the same way.
 
@@ -121,7 +125,7 @@ class OneCycleCallback(_Scheduler):
         return lrs, None if self.moms is None else schedules.one_cycle(pos, *self.moms, pct)
 
 
-class SGDRCallback(_Scheduler):
+class SGDRCallback(Scheduler):
     """Cosine annealing with warm restarts (fastai 0.7 `fit(lr, n, cycle_len, cycle_mult)`): cycle c lasts
     `cycle_len * cycle_mult**c` epochs; at its iteration j of nb, `lr_j = lr/2 * (1 + cos(pi*j/nb))`."""
 
@@ -137,7 +141,7 @@ class SGDRCallback(_Scheduler):
         return [schedules.sgdr_lr(j, nb, lr) for lr in self.lrs], None
 
 
-class CircularLRCallback(_Scheduler):
+class CircularLRCallback(Scheduler):
     """fastai 0.7's triangular cycles: `use_clr` (`cut_div`: up over `nb // cut_div` iterations, down over
     the rest) or `use_clr_beta` (`pct`: up and down over `100 - pct` percent, then down to lr/(div*100)).
 
@@ -173,7 +177,7 @@ class CircularLRCallback(_Scheduler):
         return lrs, self.moms[0] if p is None else schedules.clr_mom(p, *self.moms)
 
 
-class CyclicCallback(_Scheduler):
+class CyclicCallback(Scheduler):
     """Smith's cyclical learning rates, as `torch.optim.lr_scheduler.CyclicLR` with equal half cycles:
     triangle waves from `base_lr` up to `lr_max` and back, `step_size` iterations each way (or `n_cycles`
     cycles over the fit); `triangular2` halves the amplitude each cycle, `exp_range` scales it by
