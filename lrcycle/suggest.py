@@ -51,6 +51,28 @@ def _slopes(log_lrs: np.ndarray, losses: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(slopes), slopes, 0.0)
 
 
+def halfway(lrs, smooth_losses, frac: float = 0.5) -> float:
+    """The lr at which the smoothed loss has made half (`frac`) of its fall to its minimum.
+
+    With `top` the highest smoothed loss before the minimum and `bottom` the minimum, the answer is where
+    the curve last crosses `bottom + frac * (top - bottom)` on its way down (interpolated in log lr).
+    Where the steepest point reads a noisy derivative, this reads a level, which smoothing keeps stable;
+    and it always lies before the minimum, on the falling part of the curve. It is lrcycle's default:
+    the best of these functions on `benchmarks/suggest_quality.py` (see the README's table).
+    """
+    log_lrs, losses = _curve(lrs, smooth_losses)
+    if len(losses) < 2:
+        return _nan("halfway", "fewer than two finite points")
+    bottom_at = int(np.argmin(losses))
+    top, bottom = losses[: bottom_at + 1].max(), losses[bottom_at]
+    if bottom_at == 0 or not top > bottom:
+        return _nan("halfway", "the loss never falls")
+    level = bottom + frac * (top - bottom)
+    above = np.nonzero(losses[:bottom_at] > level)[0][-1]  # the last point above the level, before the minimum
+    x0, x1, y0, y1 = log_lrs[above], log_lrs[above + 1], losses[above], losses[above + 1]
+    return float(10 ** (x0 + (x1 - x0) * (y0 - level) / (y0 - y1)))
+
+
 def minimum(lrs, smooth_losses) -> float:
     """The lr at the lowest smoothed loss, divided by 10 (fastai's rule: train well below the minimum)."""
     log_lrs, losses = _curve(lrs, smooth_losses)
@@ -104,4 +126,4 @@ def lr_range(lrs, smooth_losses, frac: float = 0.1) -> tuple[float, float]:
     return (float(10 ** log_lrs[low]), float(10 ** log_lrs[max(high, low)]))
 
 
-DEFAULT_FUNCS = (minimum, steep, valley, lr_range)
+DEFAULT_FUNCS = (halfway, minimum, steep, valley, lr_range)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lrcycle import suggest
-from lrcycle.suggest import SuggestionWarning, lr_range, minimum, steep, valley
+from lrcycle.suggest import SuggestionWarning, halfway, lr_range, minimum, steep, valley
 
 LOG_LRS = np.linspace(-6, 1, 141)  # 1e-6 .. 10, 20 points a decade
 LRS = 10**LOG_LRS
@@ -25,6 +25,22 @@ def flat_fall_rise(fall_from=-4.0, fall_to=-2.0, rise_from=-1.0, high=2.0, low=1
     x = LOG_LRS
     loss = np.interp(x, [fall_from, fall_to], [high, low])
     return loss + np.where(x > rise_from, 5 * (x - rise_from) ** 2, 0.0)
+
+
+def test_halfway_is_where_the_loss_has_made_half_its_fall():
+    # falls linearly in log lr from 2 (at 1e-4) to 1 (at 1e-2): half the fall, loss 1.5, at 1e-3
+    assert halfway(LRS, flat_fall_rise(-4.0, -2.0)) == pytest.approx(1e-3, rel=1e-6)
+
+
+def test_halfway_measures_the_fall_from_the_highest_point_before_the_minimum():
+    losses = flat_fall_rise(-4.0, -2.0, high=3.0)  # falls from 3 to 1: half way is loss 2, at 1e-3
+    losses[: np.searchsorted(LOG_LRS, -5)] = 2.5  # a lower start does not change the top
+    assert halfway(LRS, losses) == pytest.approx(1e-3, rel=1e-6)
+
+
+@pytest.mark.parametrize("frac, log_lr", [(0.25, -2.5), (0.75, -3.5)])
+def test_halfway_frac_picks_another_level(frac, log_lr):
+    assert halfway(LRS, flat_fall_rise(-4.0, -2.0), frac=frac) == pytest.approx(10**log_lr, rel=1e-6)
 
 
 def test_minimum_is_a_tenth_of_the_lr_at_the_lowest_loss():
@@ -56,7 +72,7 @@ def test_lr_range_brackets_the_fall():
     assert low < high
 
 
-ALL_FUNCS = [minimum, steep, valley, lr_range, *suggest.DEFAULT_FUNCS]
+ALL_FUNCS = [halfway, minimum, steep, valley, lr_range, *suggest.DEFAULT_FUNCS]
 
 
 def finite_lrs(value):
