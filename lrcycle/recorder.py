@@ -55,32 +55,33 @@ class Recorder(Callback):
         self._epoch_losses_start = len(self.losses)
 
     def after_batch(self, learn) -> None:
-        if learn.training:
-            self._after_train_batch(learn)
-        else:
+        """Per training iteration; on the hot path, so it keeps to local variables and one call."""
+        if not learn.training:
             self._after_valid_batch(learn)
-
-    def _after_train_batch(self, learn) -> None:
+            return
         if learn.loss is None:  # the batch was cancelled before a loss existed
             return
         # the one device synchronisation per batch: the loss value every trace needs
-        self._pending_sum += learn.loss.item()
-        self._pending_count += 1
-        if not learn.stepped:
-            return
-        loss = self._pending_sum / self._pending_count
-        self._pending_sum, self._pending_count = 0.0, 0
-        self._n += 1
-        self._avg = self.beta * self._avg + (1 - self.beta) * loss
+        loss = learn.loss.item()
+        if self._pending_count or not learn.stepped:  # batches accumulated into one step: their mean
+            self._pending_sum += loss
+            self._pending_count += 1
+            if not learn.stepped:
+                return
+            loss = self._pending_sum / self._pending_count
+            self._pending_sum, self._pending_count = 0.0, 0
+        beta, n = self.beta, self._n + 1
+        self._n, self._avg = n, beta * self._avg + (1 - beta) * loss
         self.losses.append(loss)
-        self.smooth_losses.append(self._avg / (1 - self.beta**self._n))
+        self.smooth_losses.append(self._avg / (1 - beta**n))
         self.iters.append(learn.train_iter - 1)
         self.iter_epochs.append(learn.epoch)
         groups = learn.opt.param_groups
         for trace, group in zip(self.group_lrs, groups):
             trace.append(group["lr"])
-        self.lrs.append(groups[-1]["lr"])
-        self.moms.append(get_mom(groups[-1]))
+        last = groups[-1]
+        self.lrs.append(last["lr"])
+        self.moms.append(get_mom(last))
 
     def before_validate(self, learn) -> None:
         self._valid_sums = None
