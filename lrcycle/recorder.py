@@ -40,6 +40,7 @@ class Recorder(Callback):
         self.lrs, self.moms, self.group_lrs = [], [], []
         self._avg, self._n = 0.0, 0
         self._pending_sum, self._pending_count = 0.0, 0
+        self._valid_sums, self._valid_count = None, 0
 
     # ---- hooks -------------------------------------------------------------------------------------
     def before_fit(self, learn) -> None:
@@ -97,10 +98,13 @@ class Recorder(Callback):
         self._valid_count += n
 
     def after_validate(self, learn) -> None:
-        if self._valid_sums is None:
+        sums, count = self._valid_sums, self._valid_count
+        # cleared here too: a validation cancelled before our before_validate must not reuse them
+        self._valid_sums, self._valid_count = None, 0
+        if sums is None:
             self.last_valid = [math.nan] * (1 + len(learn.metrics))
             return
-        self.last_valid = (self._valid_sums / self._valid_count).tolist()
+        self.last_valid = (sums / count).tolist()
 
     def after_epoch(self, learn) -> None:
         epoch_losses = self.losses[self._epoch_losses_start :]

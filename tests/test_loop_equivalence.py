@@ -1,5 +1,6 @@
 """A constant-lr fit is step for step the computation of a hand-written PyTorch loop over the same batches."""
 
+import signal
 from functools import partial
 
 import pytest
@@ -145,4 +146,33 @@ def test_keyboard_interrupt_mid_fit_runs_cleanup_and_keeps_completed_steps():
 
     # the learner is still usable afterwards, and the interrupting callback is gone
     learn.fit(0.05, 1)
+    assert learn.train_iter == 6
+
+
+def test_ctrl_c_during_an_optimizer_step_is_held_until_the_step_is_complete():
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("another SIGINT handler is installed")
+
+    class InterruptedSGD(torch.optim.SGD):
+        """Ctrl-C arrives in the middle of the 5th step, between two parameter updates."""
+
+        def step(self, closure=None):
+            self.n_steps = getattr(self, "n_steps", 0) + 1
+            if self.n_steps == 5:
+                signal.raise_signal(signal.SIGINT)
+            return super().step(closure)
+
+    dls = make_dls()
+    learn = Learner(dls, make_model(), opt_func=partial(InterruptedSGD, momentum=0.9), progress=False)
+    torch.manual_seed(SEED)
+    with pytest.raises(KeyboardInterrupt):
+        learn.fit(0.05, 2)
+    assert learn.train_iter == 5 and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    reference = make_model()
+    opt = torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.9)
+    torch.manual_seed(SEED)
+    raw_fit(reference, dls, opt, 2, nn.CrossEntropyLoss(), max_steps=5)
+    assert_same_params(learn.model, reference)
+    learn.fit(0.05, 1)  # nothing of the interruption is left behind
     assert learn.train_iter == 6

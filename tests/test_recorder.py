@@ -7,7 +7,15 @@ import pytest
 import torch
 from conftest import make_dls, make_mlp
 
-from lrcycle import Callback, CancelStepException, Learner, accuracy, error_rate, sequential_splitter
+from lrcycle import (
+    Callback,
+    CancelStepException,
+    CancelValidException,
+    Learner,
+    accuracy,
+    error_rate,
+    sequential_splitter,
+)
 
 BETA = 0.98
 
@@ -186,3 +194,17 @@ def test_an_epoch_without_validation_data_records_nan():
     learn.fit(0.05, 1)
     _, train_loss, valid_loss, acc, _ = learn.recorder.epochs[0]
     assert math.isfinite(train_loss) and math.isnan(valid_loss) and math.isnan(acc)
+
+
+def test_validation_cancelled_before_the_recorder_sees_it_records_nan_not_stale_values():
+    class SkipSecondValidation(Callback):
+        order = 0
+
+        def before_validate(self, learn):
+            if learn.epoch == 1:
+                raise CancelValidException
+
+    learn = fitted(n_epoch=2, cbs=[SkipSecondValidation()])
+    first, second = learn.recorder.epochs
+    assert math.isfinite(first[2]) and math.isfinite(first[3])
+    assert math.isnan(second[2]) and math.isnan(second[3])
