@@ -2,7 +2,9 @@
 
 import pytest
 import torch
+from conftest import make_dls, make_mlp
 
+from lrcycle import Learner, sequential_splitter
 from lrcycle.hyper import (
     get_lrs,
     get_mom,
@@ -101,3 +103,32 @@ def test_snapshot_and_restore_every_hyperparameter():
     restore_hypers(opt, saved)
     assert hypers_snapshot(opt) == saved
     assert all("params" not in s for s in saved)
+
+
+def _learner(**kw):
+    return Learner(make_dls(), make_mlp(), splitter=sequential_splitter(3), progress=False, **kw)
+
+
+def test_learner_lr_and_wd_are_what_the_first_optimizer_gets():
+    learn = _learner(lr=slice(1e-3, 1e-1), wd=0.01)
+    learn.fit()
+    assert get_lrs(learn.opt) == pytest.approx([1e-3, 1e-2, 1e-1], rel=1e-12)
+    assert get_wds(learn.opt) == [0.01] * 3
+
+
+def test_wd_given_to_a_fit_applies_from_that_fit_on():
+    learn = _learner()
+    learn.fit(0.1, wd=[0.0, 0.1, 0.2])
+    learn.fit(slice(0.2))
+    assert get_wds(learn.opt) == [0.0, 0.1, 0.2]
+    assert get_lrs(learn.opt) == pytest.approx([0.02, 0.02, 0.2], rel=1e-12)
+
+
+def test_create_opt_builds_a_fresh_optimizer_with_one_group_per_layer_group():
+    learn = _learner(lr=0.05)
+    learn.fit()
+    old = learn.opt
+    assert old.state  # momentum buffers exist after a fit
+    new = learn.create_opt()
+    assert new is learn.opt and new is not old and not new.state
+    assert len(new.param_groups) == 3 and get_lrs(new) == [0.05] * 3
