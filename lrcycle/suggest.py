@@ -60,6 +60,8 @@ def halfway(lrs, smooth_losses, frac: float = 0.5) -> float:
     and it always lies before the minimum, on the falling part of the curve. It is lrcycle's default:
     the best of these functions on `benchmarks/suggest_quality.py` (see the README's table).
     """
+    if not 0 < frac < 1:
+        raise ValueError(f"frac: must be in (0, 1), got {frac!r}")
     log_lrs, losses = _curve(lrs, smooth_losses)
     if len(losses) < 2:
         return _nan("halfway", "fewer than two finite points")
@@ -68,7 +70,7 @@ def halfway(lrs, smooth_losses, frac: float = 0.5) -> float:
     if bottom_at == 0 or not top > bottom:
         return _nan("halfway", "the loss never falls")
     level = bottom + frac * (top - bottom)
-    above = np.nonzero(losses[:bottom_at] > level)[0][-1]  # the last point above the level, before the minimum
+    above = np.nonzero(losses[:bottom_at] > level)[0][-1]  # the last point above it, before the minimum
     x0, x1, y0, y1 = log_lrs[above], log_lrs[above + 1], losses[above], losses[above + 1]
     return float(10 ** (x0 + (x1 - x0) * (y0 - level) / (y0 - y1)))
 
@@ -114,6 +116,8 @@ def lr_range(lrs, smooth_losses, frac: float = 0.1) -> tuple[float, float]:
     """(low, high) for cyclical schedules, after Smith's range test: `low` where the loss has fallen by
     `frac` of its total fall (it starts falling), `high` where it is within `frac` of its minimum (it
     stops falling). NaNs when the loss never falls."""
+    if not 0 < frac < 1:
+        raise ValueError(f"frac: must be in (0, 1), got {frac!r}")
     log_lrs, losses = _curve(lrs, smooth_losses)
     if len(losses) < 2:
         return (_nan("lr_range", "fewer than two finite points"), math.nan)

@@ -131,3 +131,10 @@ def test_random_curves_never_crash_and_stay_in_the_tested_range(curve):
             if isinstance(value, tuple):
                 low, high = value
                 assert math.isnan(low) or math.isnan(high) or low <= high
+
+
+@pytest.mark.parametrize("func", [halfway, lr_range], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("frac", [0.0, 1.0, -0.5])
+def test_a_fraction_outside_0_1_is_an_error(func, frac):
+    with pytest.raises(ValueError, match="frac"):
+        func(LRS, flat_fall_rise(), frac=frac)

@@ -81,9 +81,6 @@ class RangeTestStop:
             raise CancelFitException()
 
 
-DEFAULT_SUGGESTIONS = suggest.DEFAULT_FUNCS
-
-
 def lr_find(
     learn,
     start_lr=1e-7,
@@ -132,7 +129,7 @@ def lr_find(
 
 def _check_funcs(suggest_funcs) -> list[Callable]:
     if suggest_funcs is None:
-        return list(DEFAULT_SUGGESTIONS)
+        return list(suggest.DEFAULT_FUNCS)
     funcs = [suggest_funcs] if callable(suggest_funcs) else list(suggest_funcs)
     if not funcs or not all(callable(f) for f in funcs):
         raise TypeError(
