@@ -34,11 +34,12 @@ def plot_loss_vs_lr(lrs, losses, skip_start=10, skip_end=5, suggestions=None, ax
     ax.set_ylabel("smoothed loss")
     for i, (name, lr) in enumerate((suggestions or {}).items()):
         values = lr if isinstance(lr, (tuple, list)) else (lr,)
-        color = f"C{i + 1}"
-        for j, value in enumerate(values):
+        label = f"{name}: " + " to ".join(f"{v:.2e}" for v in values)
+        for value in values:
             if value is None or not math.isfinite(value) or value <= 0:
                 continue
-            ax.axvline(value, color=color, linestyle="--", linewidth=1, label=f"{name}: {value:.2e}" if j == 0 else None)
+            ax.axvline(value, color=f"C{i + 1}", linestyle="--", linewidth=1, label=label)
+            label = None  # one legend entry per suggestion, even for a (low, high) pair
     if suggestions:
         ax.legend(fontsize="small")
     return ax
