@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from . import schedules, suggest
 from .callback import (
     EVENTS,
     Callback,
@@ -12,13 +13,21 @@ from .callback import (
     CancelTrainException,
     CancelValidException,
 )
+from .callbacks.accumulate import GradientAccumulation
+from .callbacks.averaging import CycleAverage
+from .callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
+from .callbacks.lr_finder import LRFinderCallback
 from .callbacks.progress import ProgressCallback
+from .callbacks.schedulers import CircularLRCallback, CyclicCallback, OneCycleCallback, Scheduler, SGDRCallback
+from .callbacks.tracking import CycleSnapshotCallback, SaveModelCallback, TrackerCallback
 from .data import DataLoaders, digits
-from .layers import sequential_splitter, spread
-from .learner import Learner
+from .layers import resnet_splitter, sequential_head_splitter, sequential_splitter, spread
+from .learner import Learner, is_main_process
 from .metrics import accuracy, error_rate
 from .models import digits_cnn, digits_mlp
+from .plots import plot_schedule
 from .recorder import Recorder
+from .transfer import transfer_learner
 
 __all__ = [
     "EVENTS",
@@ -29,15 +38,35 @@ __all__ = [
     "CancelStepException",
     "CancelTrainException",
     "CancelValidException",
+    "CircularLRCallback",
+    "CycleAverage",
+    "CycleSnapshotCallback",
+    "CyclicCallback",
     "DataLoaders",
+    "EarlyStoppingCallback",
+    "GradientAccumulation",
+    "LRFinderCallback",
     "Learner",
+    "OneCycleCallback",
     "ProgressCallback",
     "Recorder",
+    "SGDRCallback",
+    "SaveModelCallback",
+    "Scheduler",
+    "TerminateOnNaNCallback",
+    "TrackerCallback",
     "accuracy",
     "digits",
     "digits_cnn",
     "digits_mlp",
     "error_rate",
+    "is_main_process",
+    "plot_schedule",
+    "resnet_splitter",
+    "schedules",
+    "sequential_head_splitter",
     "sequential_splitter",
     "spread",
+    "suggest",
+    "transfer_learner",
 ]
