@@ -48,9 +48,7 @@ def breast_cancer_dls(bs: int = 16) -> DataLoaders:
     mean, std = x[train].mean(0), x[train].std(0)
     x = torch.tensor((x - mean) / std, dtype=torch.float32)
     y = torch.tensor(y, dtype=torch.int64)
-    return DataLoaders.from_tensors(
-        x[train], y[train], x[valid], y[valid], bs=bs, loss_func=nn.CrossEntropyLoss()
-    )
+    return DataLoaders.from_tensors(x[train], y[train], x[valid], y[valid], bs=bs, loss_func=nn.CrossEntropyLoss())
 
 
 def tabular_mlp(n_in: int = 30, n_out: int = 2, hidden: int = 32) -> nn.Sequential:
@@ -70,9 +68,7 @@ TASKS = [
 
 def make_learner(task: Task, seed: int) -> Learner:
     torch.manual_seed(seed)  # the initial weights and the shuffling order
-    return Learner(
-        task.make_dls(), task.make_model(), opt_func=task.opt_func, metrics=[accuracy], progress=False
-    )
+    return Learner(task.make_dls(), task.make_model(), opt_func=task.opt_func, metrics=[accuracy], progress=False)
 
 
 def train_accuracy(task: Task, seed: int, lr: float, n_epoch: int) -> float:

@@ -84,9 +84,7 @@ def test_a_float_gives_every_group_the_same_lr():
 @pytest.mark.parametrize("linear", [False, True])
 def test_a_slice_moves_every_group_by_the_same_factor(linear):
     learn = make_learner(n_groups=3)
-    learn.lr_find(
-        start_lr=slice(1e-7, 1e-5), end_lr=slice(1e-3, 1e-1), num_it=12, stop_div=False, linear=linear
-    )
+    learn.lr_find(start_lr=slice(1e-7, 1e-5), end_lr=slice(1e-3, 1e-1), num_it=12, stop_div=False, linear=linear)
     starts = [1e-7, 1e-6, 1e-5]  # geometric from lo to hi over the groups
     ends = [1e-3, 1e-2, 1e-1]
     for s, e, trace in zip(starts, ends, learn.recorder.group_lrs, strict=True):
@@ -199,8 +197,7 @@ def capture(learn):
     if opt is not None:
         sd = opt.state_dict()
         state["opt_state"] = {
-            p: {k: (bits(v) if torch.is_tensor(v) else v) for k, v in s.items()}
-            for p, s in sd["state"].items()
+            p: {k: (bits(v) if torch.is_tensor(v) else v) for k, v in s.items()} for p, s in sd["state"].items()
         }
         state["opt_state_objects"] = {id(p): {k: id(v) for k, v in s.items()} for p, s in opt.state.items()}
         state["hypers"] = [{k: v for k, v in g.items() if k != "params"} for g in sd["param_groups"]]

@@ -58,9 +58,7 @@ def test_valley_is_the_middle_of_the_longest_descending_stretch():
 
 
 def test_valley_ignores_a_short_dip_before_the_long_descent():
-    losses = flat_fall_rise(-4.0, -2.0) + np.where(
-        np.abs(LOG_LRS + 5) < 0.2, -0.3 * (0.2 - np.abs(LOG_LRS + 5)), 0
-    )
+    losses = flat_fall_rise(-4.0, -2.0) + np.where(np.abs(LOG_LRS + 5) < 0.2, -0.3 * (0.2 - np.abs(LOG_LRS + 5)), 0)
     assert valley(LRS, losses) == pytest.approx(10**-3, rel=0.15)
 
 
@@ -111,9 +109,7 @@ def test_short_or_broken_curves_give_an_lr_or_nan_with_a_warning(func, losses):
 curves = st.integers(0, 60).flatmap(
     lambda n: st.tuples(
         st.lists(st.floats(1e-8, 1e3), min_size=n, max_size=n).map(sorted),
-        st.lists(
-            st.one_of(st.floats(-1e6, 1e6), st.just(math.nan), st.just(math.inf)), min_size=n, max_size=n
-        ),
+        st.lists(st.one_of(st.floats(-1e6, 1e6), st.just(math.nan), st.just(math.inf)), min_size=n, max_size=n),
     )
 )
 

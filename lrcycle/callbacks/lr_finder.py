@@ -25,9 +25,7 @@ class LRFinderCallback:
 
     order = 0
 
-    def __init__(
-        self, start_lrs: Sequence[float], end_lrs: Sequence[float], num_it: int, linear: bool = False
-    ):
+    def __init__(self, start_lrs: Sequence[float], end_lrs: Sequence[float], num_it: int, linear: bool = False):
         self.start_lrs, self.end_lrs, self.num_it, self.linear = (
             list(start_lrs),
             list(end_lrs),
@@ -102,9 +100,7 @@ def lr_find(
     start_lrs = spread(start_lr, learn.n_groups, "start_lr")
     end_lrs = spread(end_lr, learn.n_groups, "end_lr")
     if any(s >= e for s, e in zip(start_lrs, end_lrs, strict=True)):
-        raise ValueError(
-            f"start_lr/end_lr: start_lr must be below end_lr in every group, got {start_lr!r}, {end_lr!r}"
-        )
+        raise ValueError(f"start_lr/end_lr: start_lr must be below end_lr in every group, got {start_lr!r}, {end_lr!r}")
     funcs = _check_funcs(suggest_funcs)
     cbs = [LRFinderCallback(start_lrs, end_lrs, num_it, linear), RangeTestStop(num_it, stop_div)]
 
@@ -137,9 +133,7 @@ def _check_funcs(suggest_funcs) -> list[Callable]:
         )
     names = [getattr(f, "__name__", "") for f in funcs]
     if not all(n.isidentifier() and not n.startswith("_") for n in names) or len(set(names)) != len(names):
-        raise ValueError(
-            f"suggest_funcs: each function needs a distinct public name (a field name), got {names}"
-        )
+        raise ValueError(f"suggest_funcs: each function needs a distinct public name (a field name), got {names}")
     return funcs
 
 
