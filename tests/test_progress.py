@@ -65,9 +65,7 @@ def test_notebook_mode_runs(monkeypatch):
     # fastprogress imports these only when it starts inside a notebook; give them to it here
     shown = []
     monkeypatch.setattr(fastprogress, "HTML", ipython_display.HTML, raising=False)
-    monkeypatch.setattr(
-        fastprogress, "display", lambda obj, **kw: shown.append(obj) or _Handle(), raising=False
-    )
+    monkeypatch.setattr(fastprogress, "display", lambda obj, **kw: shown.append(obj) or _Handle(), raising=False)
     monkeypatch.setattr(fastprogress, "clear_output", lambda *a, **kw: None, raising=False)
     learn = learner(progress=False)
     learn.add_cbs([ProgressCallback(in_notebook=True)])

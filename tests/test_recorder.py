@@ -23,9 +23,7 @@ BETA = 0.98
 def fitted(n_epoch=2, n_groups=1, lr=0.05, metrics=(accuracy,), opt_func=None, cbs=()):
     kw = {"opt_func": opt_func} if opt_func else {}
     splitter = sequential_splitter(3) if n_groups == 3 else None
-    learn = Learner(
-        make_dls(), make_mlp(), metrics=metrics, splitter=splitter, progress=False, device="cpu", **kw
-    )
+    learn = Learner(make_dls(), make_mlp(), metrics=metrics, splitter=splitter, progress=False, device="cpu", **kw)
     learn.fit(lr, n_epoch, cbs=list(cbs))
     return learn
 

@@ -14,9 +14,7 @@ OPTS = {"sgd": partial(torch.optim.SGD, momentum=0.9), "adam": torch.optim.Adam,
 
 def learner(tmp_path, opt_name="sgd", seed=0, **kw):
     model = make_mlp(seed=seed)
-    return Learner(
-        make_dls(), model, opt_func=OPTS[opt_name], path=tmp_path, progress=False, device="cpu", **kw
-    )
+    return Learner(make_dls(), model, opt_func=OPTS[opt_name], path=tmp_path, progress=False, device="cpu", **kw)
 
 
 def tensors_of(state):
