@@ -134,14 +134,18 @@ class Learner:
             self.remove_cbs(cbs)
 
     @contextlib.contextmanager
-    def no_bar(self):
-        """Turn the progress bar off inside this block."""
-        progress = [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
-        self.remove_cbs(progress)
+    def removed_cbs(self, cbs):
+        """These callbacks sit out this block, and come back after it."""
+        cbs = list(cbs)
+        self.remove_cbs(cbs)
         try:
             yield
         finally:
-            self.add_cbs(progress)
+            self.add_cbs(cbs)
+
+    def no_bar(self):
+        """Turn the progress bar off inside this block."""
+        return self.removed_cbs([cb for cb in self.cbs if isinstance(cb, ProgressCallback)])
 
     def _fire(self, event: str) -> None:
         for hook in self._hooks[event]:

@@ -139,11 +139,6 @@ def test_one_batch_per_step_is_a_plain_fit():
     assert plain.recorder.losses == accumulated.recorder.losses
 
 
-@pytest.mark.xfail(
-    reason="lr_find plans ceil(num_it / batches per epoch) epochs; it must plan by steps per epoch "
-    "(total_iter / n_epoch once GradientAccumulation has set them in before_fit)",
-    strict=False,
-)
 def test_range_test_counts_optimizer_steps():
     learn = make_learner(n_train=40, bs=8)  # 5 batches, 2 per step: 3 steps per epoch
     learn.lr_find(num_it=10, stop_div=False)

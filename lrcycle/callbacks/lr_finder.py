@@ -13,6 +13,7 @@ from ..checks import check_positive_int
 from ..hyper import set_lrs
 from ..layers import spread
 from ..snapshot import TrainingSnapshot
+from .progress import ProgressCallback
 
 
 class LRFinderCallback:
@@ -40,6 +41,11 @@ class LRFinderCallback:
         return [s * (e / s) ** t for s, e in zip(self.start_lrs, self.end_lrs, strict=True)]
 
     def before_fit(self, learn) -> None:
+        # Plan by optimizer steps, not batches: under gradient accumulation (whose before_fit ran first
+        # and counted total_iter in steps) an epoch holds fewer steps than batches. The loop reads
+        # n_epoch only after before_fit.
+        steps_per_epoch = learn.total_iter / learn.n_epoch
+        learn.n_epoch = math.ceil(self.num_it / steps_per_epoch)
         learn.total_iter = self.num_it  # so pct_train reads the test's progress
 
     def before_batch(self, learn) -> None:
@@ -109,7 +115,10 @@ def lr_find(
         if learn.opt is None:
             learn.create_opt()
         set_lrs(learn.opt, start_lrs)
-        learn.fit_epochs(math.ceil(num_it / n_iter), cbs, with_valid=False)
+        # In a terminal the test prints nothing (an epoch table of a range test means little);
+        # in a notebook its bar shows as usual.
+        with learn.removed_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback) and not cb.in_notebook]):
+            learn.fit_epochs(math.ceil(num_it / n_iter), cbs, with_valid=False)
     finally:
         snapshot.restore()
         learn.opt = snapshot.opt  # a learner that had no optimizer ends without one
