@@ -101,14 +101,10 @@ def main(argv=None) -> None:
         name: (lambda lr, seed, fit=fit: epochs_long_run(dls, fit, lr, seed, args.target, max_epochs))
         for name, fit in long_run_schedules(n_iter, max_epochs).items()
     }
-    runners["one-cycle (per budget)"] = lambda lr, seed: epochs_one_cycle(
-        dls, lr, seed, args.target, max_epochs
-    )
+    runners["one-cycle (per budget)"] = lambda lr, seed: epochs_one_cycle(dls, lr, seed, args.target, max_epochs)
 
     start = time.perf_counter()
-    print(
-        f"target validation accuracy {args.target:.1%}, lrs {lrs}, seeds {seeds}, up to {max_epochs} epochs"
-    )
+    print(f"target validation accuracy {args.target:.1%}, lrs {lrs}, seeds {seeds}, up to {max_epochs} epochs")
     print(f"{'schedule':34} {'grid (seed 0)':28} {'best lr':>8}  {'epochs per seed':16} {'mean':>5}")
     for name, run in runners.items():
         grid = {lr: run(lr, seeds[0]) for lr in lrs}

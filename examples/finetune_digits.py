@@ -48,9 +48,7 @@ def finetune_digits(
     dls = digits(bs=bs, classes=NEW_CLASSES, n_train=n_train, seed=seed)
 
     torch.manual_seed(seed)
-    learn = transfer_learner(
-        dls, body, n_out=5, splitter=sequential_splitter(4), metrics=[accuracy], progress=False
-    )
+    learn = transfer_learner(dls, body, n_out=5, splitter=sequential_splitter(4), metrics=[accuracy], progress=False)
     learn.fit_one_cycle(head_epochs, lr)  # the new head alone: transfer_learner starts frozen
     head_acc = learn.validate()[1]
     learn.unfreeze()

@@ -67,9 +67,7 @@ def check_callback(cb) -> None:
         raise TypeError(f"cbs: {type(cb).__name__}.order must be an int, got {getattr(cb, 'order', None)!r}")
     for name in dir(cb):
         if name.startswith(_HOOK_PREFIXES) and name not in EVENTS and callable(getattr(cb, name)):
-            raise ValueError(
-                f"{type(cb).__name__}.{name} is not an event; hooks must be one of: {', '.join(EVENTS)}"
-            )
+            raise ValueError(f"{type(cb).__name__}.{name} is not an event; hooks must be one of: {', '.join(EVENTS)}")
 
 
 def hook_table(cbs) -> dict[str, list]:

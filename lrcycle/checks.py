@@ -1,4 +1,4 @@
-"""Argument checks shared by the Learner and the callbacks that plan its fits: each raises a ValueError naming the argument."""
+"""Argument checks shared by the Learner and the plans of its fits; each ValueError names the argument."""
 
 from __future__ import annotations
 

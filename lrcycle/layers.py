@@ -106,9 +106,7 @@ def resnet_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
     """
     missing = [name for name in _RESNET_PARTS if not hasattr(model, name)]
     if missing:
-        raise TypeError(
-            f"resnet_splitter: expected a torchvision ResNet; {type(model).__name__} lacks {missing}"
-        )
+        raise TypeError(f"resnet_splitter: expected a torchvision ResNet; {type(model).__name__} lacks {missing}")
     parts = lambda *names: [p for name in names for p in getattr(model, name).parameters()]
     return [parts("conv1", "bn1", "layer1", "layer2"), parts("layer3", "layer4"), parts("fc")]
 
@@ -142,9 +140,7 @@ def freeze_groups(groups, n: int, train_bn: bool, bn_ids: set[int]) -> None:
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"freeze_to: n must be an integer layer-group index, got {n!r}")
     if not -n_groups <= n <= n_groups:
-        raise ValueError(
-            f"freeze_to: n must be in [{-n_groups}, {n_groups}] for {n_groups} layer groups, got {n}"
-        )
+        raise ValueError(f"freeze_to: n must be in [{-n_groups}, {n_groups}] for {n_groups} layer groups, got {n}")
     n = n % n_groups if n < 0 else n
     for g, params in enumerate(groups):
         frozen = g < n

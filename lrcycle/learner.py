@@ -25,8 +25,8 @@ from .callback import (
 )
 from .callbacks import lr_finder, schedulers, tracking
 from .callbacks.progress import ProgressCallback
-from .hyper import set_lrs, set_wds
 from .checks import check_moms, check_positive_int
+from .hyper import set_lrs, set_wds
 from .layers import (
     bn_param_ids,
     check_groups,
@@ -228,9 +228,7 @@ class Learner:
             set_wds(self.opt, wds)
         return lrs
 
-    def fit_epochs(
-        self, n_epoch: int, cbs=(), start_epoch: int = 0, with_valid: bool = True, cycle_ends=None
-    ) -> None:
+    def fit_epochs(self, n_epoch: int, cbs=(), start_epoch: int = 0, with_valid: bool = True, cycle_ends=None) -> None:
         """Run the loop for `n_epoch` epochs with extra callbacks: every fit method comes down to this.
 
         `start_epoch` resumes a fit in its middle: epochs and `train_iter` count from there, so a
@@ -256,7 +254,8 @@ class Learner:
                 self.xb = self.yb = self.pred = self.loss = None  # free the last batch's graph
 
     def _do_fit(self) -> None:
-        for self.epoch in range(self.start_epoch, self.n_epoch):
+        for epoch in range(self.start_epoch, self.n_epoch):
+            self.epoch = epoch
             self._with_events(self._do_epoch, "epoch", CancelEpochException)
 
     def _do_epoch(self) -> None:
@@ -269,21 +268,18 @@ class Learner:
         self.training = True
         self.model.train()
         device = self.device
-        for self.iter, (xb, yb) in enumerate(self.dls.train):
-            self.xb, self.yb = _to_device(xb, device), _to_device(yb, device)
+        for i, (xb, yb) in enumerate(self.dls.train):
+            self.iter, self.xb, self.yb = i, _to_device(xb, device), _to_device(yb, device)
             self._with_events(self._train_batch, "batch", CancelBatchException)
 
     def _train_batch(self) -> None:
         self.stepped = False
         self.loss = None
         self.pred = self.model(self.xb)
-        for hook in self._hooks["after_pred"]:
-            hook(self)
+        self._fire("after_pred")
         self.loss = self.loss_func(self.pred, self.yb)
-        for hook in self._hooks["after_loss"]:
-            hook(self)
-        for hook in self._hooks["before_backward"]:
-            hook(self)
+        self._fire("after_loss")
+        self._fire("before_backward")
         self.loss.backward()
         self._with_events(self._step, "step", CancelStepException)
         if self.stepped:
@@ -306,8 +302,8 @@ class Learner:
     def _do_validate(self) -> None:
         device = self.device
         with torch.no_grad():
-            for self.iter, (xb, yb) in enumerate(self._valid_dl):
-                self.xb, self.yb = _to_device(xb, device), _to_device(yb, device)
+            for i, (xb, yb) in enumerate(self._valid_dl):
+                self.iter, self.xb, self.yb = i, _to_device(xb, device), _to_device(yb, device)
                 self._with_events(self._valid_batch, "batch", CancelBatchException)
 
     def _valid_batch(self) -> None:
@@ -338,9 +334,7 @@ class Learner:
         plan = schedulers.fit_plan(lrs, n_cycle, cycle_len, cycle_mult, use_clr, use_clr_beta)
         extra = tracking.save_callbacks(cycle_save_name, best_save_name, plan.cycle_ends)
         self._prepare(lrs, wd, cbs or ())
-        self.fit_epochs(
-            plan.n_epoch, plan.cbs + extra + list(cbs or []), start_epoch, cycle_ends=plan.cycle_ends
-        )
+        self.fit_epochs(plan.n_epoch, plan.cbs + extra + list(cbs or []), start_epoch, cycle_ends=plan.cycle_ends)
 
     def fit_one_cycle(
         self,
@@ -363,9 +357,7 @@ class Learner:
         sched = schedulers.one_cycle_plan(n_epoch, lrs, div, div_final, pct_start, moms)
         extra = tracking.save_callbacks(cycle_save_name, best_save_name, sched.cycle_ends)
         self._prepare(lrs, wd, cbs or ())
-        self.fit_epochs(
-            sched.n_epoch, sched.cbs + extra + list(cbs or []), start_epoch, cycle_ends=sched.cycle_ends
-        )
+        self.fit_epochs(sched.n_epoch, sched.cbs + extra + list(cbs or []), start_epoch, cycle_ends=sched.cycle_ends)
 
     def fit_cyclic(
         self,
@@ -391,9 +383,7 @@ class Learner:
         )
         extra = tracking.save_callbacks(cycle_save_name, best_save_name, sched.cycle_ends)
         self._prepare(lrs, wd, cbs or ())
-        self.fit_epochs(
-            sched.n_epoch, sched.cbs + extra + list(cbs or []), start_epoch, cycle_ends=sched.cycle_ends
-        )
+        self.fit_epochs(sched.n_epoch, sched.cbs + extra + list(cbs or []), start_epoch, cycle_ends=sched.cycle_ends)
 
     def lr_find(
         self,

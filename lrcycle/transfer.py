@@ -77,14 +77,10 @@ def replace_head(model: nn.Module, n_out: int) -> nn.Linear:
             parent = getattr(parent, name)
             name = str(len(parent) - 1)
     else:
-        raise TypeError(
-            f"arch: no known head on {type(model).__name__}; replace it yourself and pass n_out=None"
-        )
+        raise TypeError(f"arch: no known head on {type(model).__name__}; replace it yourself and pass n_out=None")
     old = getattr(parent, name)
     if not isinstance(old, nn.Linear):
-        raise TypeError(
-            f"arch: the model ends in {type(old).__name__}, not an nn.Linear head; pass n_out=None"
-        )
+        raise TypeError(f"arch: the model ends in {type(old).__name__}, not an nn.Linear head; pass n_out=None")
     head = nn.Linear(old.in_features, n_out, bias=old.bias is not None)
     head.to(device=old.weight.device, dtype=old.weight.dtype)
     setattr(parent, name, head)

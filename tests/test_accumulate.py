@@ -85,13 +85,9 @@ def test_two_epochs_match_the_large_batch_loop_step_for_step():
 def test_one_cycle_over_two_epochs_records_one_point_per_optimizer_step():
     learn = make_learner(n_train=96, bs=8)  # 12 batches per epoch, 3 steps per epoch
     lr_max, div, div_final, pct_start = 0.1, 25.0, 1e5, 0.25
-    learn.fit_one_cycle(
-        2, lr_max, div=div, div_final=div_final, pct_start=pct_start, cbs=[GradientAccumulation(4)]
-    )
+    learn.fit_one_cycle(2, lr_max, div=div, div_final=div_final, pct_start=pct_start, cbs=[GradientAccumulation(4)])
     n = 6
-    assert (
-        learn.train_iter == n and len(learn.recorder.losses) == n and learn.recorder.iters == list(range(n))
-    )
+    assert learn.train_iter == n and len(learn.recorder.losses) == n and learn.recorder.iters == list(range(n))
 
     def cos_anneal(a, b, t):
         return b + (a - b) / 2 * (1 + math.cos(math.pi * t))

@@ -36,9 +36,7 @@ def test_spread_slice_hi_gives_the_last_group_hi_and_the_others_a_tenth(n_groups
 @pytest.mark.parametrize("n_groups", [2, 3, 5])
 def test_spread_slice_lo_hi_is_geometric_from_first_to_last_group(n_groups):
     lo, hi = 1e-5, 1e-2
-    expected = [
-        math.exp(math.log(lo) + g * (math.log(hi) - math.log(lo)) / (n_groups - 1)) for g in range(n_groups)
-    ]
+    expected = [math.exp(math.log(lo) + g * (math.log(hi) - math.log(lo)) / (n_groups - 1)) for g in range(n_groups)]
     got = spread(slice(lo, hi), n_groups)
     assert got == pytest.approx(expected, rel=1e-12)
     assert got[0] == pytest.approx(lo, rel=1e-12) and got[-1] == hi
@@ -187,16 +185,12 @@ def test_freeze_on_a_single_group_says_to_pass_a_splitter():
 
 @pytest.mark.parametrize("train_bn", [True, False])
 def test_batchnorm_parameters_of_frozen_groups_stay_trainable_only_with_train_bn(train_bn):
-    learn = Learner(
-        make_dls(), digits_cnn(), splitter=sequential_splitter(4), train_bn=train_bn, progress=False
-    )
+    learn = Learner(make_dls(), digits_cnn(), splitter=sequential_splitter(4), train_bn=train_bn, progress=False)
     learn.freeze()
     for child, group in zip(learn.model, learn.layer_groups, strict=True):
         for module in child.modules():
             for p in module.parameters(recurse=False):
-                expected = group is learn.layer_groups[-1] or (
-                    train_bn and isinstance(module, nn.BatchNorm2d)
-                )
+                expected = group is learn.layer_groups[-1] or (train_bn and isinstance(module, nn.BatchNorm2d))
                 assert p.requires_grad == expected
 
 

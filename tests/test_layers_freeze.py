@@ -33,9 +33,7 @@ def snapshot(groups):
 
 def unchanged(before, groups):
     """Per group, per parameter: bitwise equal to the snapshot."""
-    return [
-        [torch.equal(a, p) for a, p in zip(ga, g, strict=True)] for ga, g in zip(before, groups, strict=True)
-    ]
+    return [[torch.equal(a, p) for a, p in zip(ga, g, strict=True)] for ga, g in zip(before, groups, strict=True)]
 
 
 @pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
@@ -117,9 +115,7 @@ def test_leftover_gradients_do_not_move_parameters_frozen_after_them(opt_name):
 
 
 def bn_and_other_params(child):
-    bn = [
-        p for m in child.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters(recurse=False)
-    ]
+    bn = [p for m in child.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters(recurse=False)]
     bn_ids = {id(p) for p in bn}
     return bn, [p for p in child.parameters() if id(p) not in bn_ids]
 
@@ -129,9 +125,7 @@ def test_frozen_batchnorm_parameters_train_only_with_train_bn_and_running_stats_
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 1, 8, 8, generator=g), torch.randint(0, 3, (64,), generator=g)
     dls = DataLoaders.from_tensors(x, y, bs=16, loss_func=torch.nn.CrossEntropyLoss())
-    learn = Learner(
-        dls, digits_cnn(n_out=3), splitter=sequential_splitter(4), train_bn=train_bn, progress=False
-    )
+    learn = Learner(dls, digits_cnn(n_out=3), splitter=sequential_splitter(4), train_bn=train_bn, progress=False)
     learn.freeze()
     body = list(learn.model)[:3]
     bn_before = [[p.detach().clone() for p in bn_and_other_params(c)[0]] for c in body]

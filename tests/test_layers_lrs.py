@@ -172,9 +172,7 @@ def test_lr_find_sweeps_each_group_from_its_start_to_its_end_lr(form, n_groups):
             stop_div=False,
         )
     )
-    want = [
-        [s * (e / s) ** (i / (num_it - 1)) for s, e in zip(start, end, strict=True)] for i in range(num_it)
-    ]
+    want = [[s * (e / s) ** (i / (num_it - 1)) for s, e in zip(start, end, strict=True)] for i in range(num_it)]
     assert_steps(rec.lrs, want)
 
 

@@ -23,8 +23,6 @@ def test_notebook_runs(path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     nb = nbformat.read(path, as_version=4)
     before = sorted(NBS.rglob("*"))
-    client = nbclient.NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NBS)}}
-    )
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NBS)}})
     client.execute()  # raises CellExecutionError, naming the cell and its traceback, on any error
     assert sorted(NBS.rglob("*")) == before, "the notebook wrote files into nbs/"

@@ -30,9 +30,7 @@ def test_annealers_go_from_start_to_end():
 
 
 def test_combine_scheds_gives_each_phase_its_own_position():
-    f = schedules.combine_scheds(
-        [0.3, 0.7], [partial(schedules.sched_lin, 0, 1), partial(schedules.sched_lin, 1, 3)]
-    )
+    f = schedules.combine_scheds([0.3, 0.7], [partial(schedules.sched_lin, 0, 1), partial(schedules.sched_lin, 1, 3)])
     assert f(0.0) == 0 and f(0.15) == pytest.approx(0.5) and f(0.3) == pytest.approx(1.0)
     assert f(0.65) == pytest.approx(2.0) and f(1.0) == pytest.approx(3.0)
 

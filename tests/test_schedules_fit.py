@@ -99,9 +99,7 @@ def test_sgdr_equals_torch_cosine_annealing_warm_restarts(opt, n_groups, n_cycle
     ref = dummy_opt(opt, n_groups)
     for group, lr in zip(ref.param_groups, spread(LR, n_groups), strict=True):
         group["lr"] = lr
-    sched = lr_scheduler.CosineAnnealingWarmRestarts(
-        ref, T_0=cycle_len * N_ITER, T_mult=cycle_mult, eta_min=0
-    )
+    sched = lr_scheduler.CosineAnnealingWarmRestarts(ref, T_0=cycle_len * N_ITER, T_mult=cycle_mult, eta_min=0)
     lrs, moms = drive(sched, ref, len(spy.lrs))
     close(spy.lrs, lrs)
     close(spy.moms, moms)  # SGDR leaves momentum alone

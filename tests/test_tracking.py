@@ -141,9 +141,7 @@ def test_bad_names_and_monitors_are_rejected_before_training(tmp_path):
         ([1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3], 1, 0.0, 8),  # always improving: never stops
     ],
 )
-def test_early_stopping_after_patience_epochs_without_improvement(
-    tmp_path, values, patience, min_delta, epochs_run
-):
+def test_early_stopping_after_patience_epochs_without_improvement(tmp_path, values, patience, min_delta, epochs_run):
     learn = make_learner(tmp_path)
     stopper = EarlyStoppingCallback(patience=patience, min_delta=min_delta)
     learn.fit_epochs(len(values), cbs=[ScriptedValidLoss(values), stopper])

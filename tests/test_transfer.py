@@ -29,9 +29,7 @@ def image_dls(n=4, n_out=3):
 
 
 def is_bn(model):
-    ids = {
-        id(p) for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters(recurse=False)
-    }
+    ids = {id(p) for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters(recurse=False)}
     return lambda p: id(p) in ids
 
 
@@ -48,9 +46,7 @@ def test_resnet18_trains_one_batch_frozen_then_unfrozen_with_the_expected_groups
     learn = transfer_learner(image_dls(), torchvision.models.resnet18, n_out=3, progress=False)
     model = learn.model
     assert model.fc.out_features == 3
-    assert [[id(p) for p in g] for g in learn.layer_groups] == [
-        [id(p) for p in g] for g in resnet_splitter(model)
-    ]
+    assert [[id(p) for p in g] for g in learn.layer_groups] == [[id(p) for p in g] for g in resnet_splitter(model)]
     bn = is_bn(model)
     head = {id(p) for p in model.fc.parameters()}
     # starts frozen: the head and (train_bn) the BatchNorm parameters train, nothing else

@@ -78,9 +78,7 @@ def valid_loss(learn, model=None) -> float:
         with torch.no_grad():
             for xb, yb in learn.dls.valid:
                 xb, yb = xb.to(learn.device), yb.to(learn.device)
-                sums += torch.stack(
-                    [learn.loss_func(model(xb), yb).float() * len(yb), sums.new_tensor(len(yb))]
-                )
+                sums += torch.stack([learn.loss_func(model(xb), yb).float() * len(yb), sums.new_tensor(len(yb))])
     finally:
         model.train(was_training)
     if _distributed():

@@ -19,9 +19,7 @@ class EarlyStoppingCallback(TrackerCallback):
 
     order = 80
 
-    def __init__(
-        self, monitor: str = "valid_loss", mode: str = "auto", min_delta: float = 0.0, patience: int = 1
-    ):
+    def __init__(self, monitor: str = "valid_loss", mode: str = "auto", min_delta: float = 0.0, patience: int = 1):
         super().__init__(monitor, mode, min_delta)
         self.patience = check_positive_int(patience, "patience")
 

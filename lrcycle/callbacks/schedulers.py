@@ -185,18 +185,14 @@ class CyclicCallback(Scheduler):
 
     _state_names = ("lr_max", "base_lr", "step_size", "n_cycles", "mode", "gamma", "moms")
 
-    def __init__(
-        self, lr_max, base_lr=None, step_size=None, n_cycles=None, mode="triangular", gamma=1.0, moms=None
-    ):
+    def __init__(self, lr_max, base_lr=None, step_size=None, n_cycles=None, mode="triangular", gamma=1.0, moms=None):
         self.lr_max = _lrs(lr_max, "lr_max")
         base = [lr / 4 for lr in self.lr_max] if base_lr is None else _lrs(base_lr, "base_lr")
         self.base_lr = base * len(self.lr_max) if len(base) == 1 else base
         if len(self.base_lr) != len(self.lr_max):
             raise ValueError(f"base_lr: need 1 or {len(self.lr_max)} values, got {len(base)}")
         if any(b > m for b, m in zip(self.base_lr, self.lr_max, strict=True)):
-            raise ValueError(
-                f"base_lr: must be <= lr_max in every group, got {self.base_lr} vs {self.lr_max}"
-            )
+            raise ValueError(f"base_lr: must be <= lr_max in every group, got {self.base_lr} vs {self.lr_max}")
         if step_size is not None and n_cycles is not None:
             raise ValueError("step_size/n_cycles: give at most one (iterations per half cycle, or cycles)")
         self.step_size = None if step_size is None else _number(step_size, "step_size", 0.0)
@@ -236,9 +232,7 @@ def fit_plan(lrs, n_cycle, cycle_len, cycle_mult, use_clr, use_clr_beta) -> Plan
         raise ValueError("use_clr/use_clr_beta: give at most one")
     if use_clr is not None:
         div, cut_div, moms = _clr_tuple(use_clr, "use_clr", "(div, cut_div)")
-        cb = CircularLRCallback(
-            lrs, div, cut_div=cut_div, moms=moms, cycle_len=cycle_len, cycle_mult=cycle_mult
-        )
+        cb = CircularLRCallback(lrs, div, cut_div=cut_div, moms=moms, cycle_len=cycle_len, cycle_mult=cycle_mult)
     elif use_clr_beta is not None:
         div, pct, moms = _clr_tuple(use_clr_beta, "use_clr_beta", "(div, pct)")
         cb = CircularLRCallback(lrs, div, pct=pct, moms=moms, cycle_len=cycle_len, cycle_mult=cycle_mult)

@@ -50,9 +50,7 @@ class TrackerCallback(Callback):
         if not self.active:
             return False
         value = learn.recorder.epochs[-1][self._column]
-        better = (
-            value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
-        )
+        better = value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
         if better:
             self.best, self.best_epoch = value, learn.epoch
         return better
