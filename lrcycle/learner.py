@@ -136,12 +136,15 @@ class Learner:
     @contextlib.contextmanager
     def removed_cbs(self, cbs):
         """These callbacks sit out this block, and come back after it."""
-        cbs = list(cbs)
+        cbs, before = list(cbs), list(self.cbs)
         self.remove_cbs(cbs)
         try:
             yield
         finally:
-            self.add_cbs(cbs)
+            # back in their old places, so the callback list reads as it did (ties in order keep list order)
+            added = [cb for cb in self.cbs if cb not in before]
+            self.cbs = [cb for cb in before if cb in cbs or cb in self.cbs] + added
+            self._hooks = hook_table(self.cbs)
 
     def no_bar(self):
         """Turn the progress bar off inside this block."""

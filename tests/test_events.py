@@ -14,6 +14,7 @@ from lrcycle import (
     CancelTrainException,
     CancelValidException,
     Learner,
+    ProgressCallback,
 )
 
 # The hand-written expectation: what one training batch, one validation batch and a whole epoch fire.
@@ -358,3 +359,13 @@ def test_validate_before_any_fit_with_progress_on_and_mode_restored():
     learn.model.eval()
     learn.validate()
     assert not learn.model.training
+
+
+def test_no_bar_puts_the_callbacks_back_in_their_places():
+    first, last = Log(), Log()
+    learn = Learner(make_dls(), make_mlp(), cbs=[first], progress=True)
+    learn.add_cbs([last])
+    before = list(learn.cbs)
+    with learn.no_bar():
+        assert not any(isinstance(cb, ProgressCallback) for cb in learn.cbs)
+    assert learn.cbs == before
