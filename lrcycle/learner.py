@@ -84,15 +84,16 @@ class Learner:
         if loss_func is None:
             raise ValueError("loss_func: none given and the DataLoaders carries none; pass loss_func=...")
         self.dls, self.loss_func, self.opt_func = dls, loss_func, opt_func
-        self.device = torch.device(device) if device is not None else default_device()
-        self.model = model.to(self.device)
         self.splitter = splitter if splitter is not None else single_group
-        self.layer_groups = check_groups(self.splitter(self.model), self.model)
+        self.layer_groups = check_groups(self.splitter(model), model)
         spread(lr, len(self.layer_groups), "lr")
         self.lr, self.wd, self.train_bn = lr, wd, train_bn
         if wd is not None:
             spread_wd(wd, len(self.layer_groups))
         self.moms = check_moms(moms, 3)
+        # moved only once every argument checked out (Module.to keeps the same Parameter objects)
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model = model.to(self.device)
         self.metrics = list(metrics)
         self.path, self.model_dir = Path(path), model_dir
         self.opt = None
@@ -241,8 +242,7 @@ class Learner:
         """
         n_iter = self._check_data()
         check_positive_int(n_epoch, "n_epoch")
-        if not isinstance(start_epoch, int) or not 0 <= start_epoch < n_epoch:
-            raise ValueError(f"start_epoch: must be an integer in [0, {n_epoch}), got {start_epoch!r}")
+        _check_start_epoch(start_epoch, n_epoch)
         if self.opt is None:
             self.create_opt()
         self.n_epoch, self.n_iter, self.start_epoch = n_epoch, n_iter, start_epoch
@@ -335,9 +335,7 @@ class Learner:
         triangular shapes); cycle c lasts `cycle_len * cycle_mult**c` epochs."""
         lrs = spread(self.lr if lr is None else lr, self.n_groups, "lr")
         plan = schedulers.fit_plan(lrs, n_cycle, cycle_len, cycle_mult, use_clr, use_clr_beta)
-        extra = tracking.save_callbacks(cycle_save_name, best_save_name, plan.cycle_ends)
-        self._prepare(lrs, wd, cbs or ())
-        self.fit_epochs(plan.n_epoch, plan.cbs + extra + list(cbs or []), start_epoch, cycle_ends=plan.cycle_ends)
+        self._run_plan(plan, lrs, wd, cbs, cycle_save_name, best_save_name, start_epoch)
 
     def fit_one_cycle(
         self,
@@ -357,10 +355,8 @@ class Learner:
         iterations, then anneals to lr_max/div_final; momentum moves inversely, through `moms`."""
         lrs = spread(self.lr if lr_max is None else lr_max, self.n_groups, "lr_max")
         moms = check_moms(self.moms if moms is None else moms, 3)
-        sched = schedulers.one_cycle_plan(n_epoch, lrs, div, div_final, pct_start, moms)
-        extra = tracking.save_callbacks(cycle_save_name, best_save_name, sched.cycle_ends)
-        self._prepare(lrs, wd, cbs or ())
-        self.fit_epochs(sched.n_epoch, sched.cbs + extra + list(cbs or []), start_epoch, cycle_ends=sched.cycle_ends)
+        plan = schedulers.one_cycle_plan(n_epoch, lrs, div, div_final, pct_start, moms)
+        self._run_plan(plan, lrs, wd, cbs, cycle_save_name, best_save_name, start_epoch)
 
     def fit_cyclic(
         self,
@@ -381,12 +377,17 @@ class Learner:
         """Smith's cyclical learning rates: triangular waves between `base_lr` (default lr_max/4) and
         `lr_max`, `step_size` iterations per half cycle or `n_cycles` cycles over the fit."""
         lrs = spread(lr_max, self.n_groups, "lr_max")
-        sched = schedulers.cyclic_plan(
+        plan = schedulers.cyclic_plan(
             n_epoch, self._check_data(), lrs, base_lr, step_size, n_cycles, mode, gamma, moms, self.n_groups
         )
-        extra = tracking.save_callbacks(cycle_save_name, best_save_name, sched.cycle_ends)
-        self._prepare(lrs, wd, cbs or ())
-        self.fit_epochs(sched.n_epoch, sched.cbs + extra + list(cbs or []), start_epoch, cycle_ends=sched.cycle_ends)
+        self._run_plan(plan, lrs, wd, cbs, cycle_save_name, best_save_name, start_epoch)
+
+    def _run_plan(self, plan, lrs, wd, cbs, cycle_save_name, best_save_name, start_epoch) -> None:
+        """What every fit method ends with: saving callbacks, every check, the optimizer, then the loop."""
+        _check_start_epoch(start_epoch, plan.n_epoch)
+        cbs = plan.cbs + tracking.save_callbacks(cycle_save_name, best_save_name, plan.cycle_ends) + list(cbs or [])
+        self._prepare(lrs, wd, cbs)
+        self.fit_epochs(plan.n_epoch, cbs, start_epoch, cycle_ends=plan.cycle_ends)
 
     def lr_find(
         self,
@@ -472,6 +473,11 @@ class Learner:
                 self.create_opt()
             self.opt.load_state_dict(state["opt"])
         return self
+
+
+def _check_start_epoch(start_epoch, n_epoch: int) -> None:
+    if isinstance(start_epoch, bool) or not isinstance(start_epoch, int) or not 0 <= start_epoch < n_epoch:
+        raise ValueError(f"start_epoch: must be an integer in [0, {n_epoch}), got {start_epoch!r}")
 
 
 def spread_wd(wd, n_groups: int) -> list[float]:

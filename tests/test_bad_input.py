@@ -153,3 +153,13 @@ def test_bad_learner_moms_are_rejected_at_construction(moms):
 def test_unknown_hook_on_learner_cbs_is_rejected_at_construction():
     with pytest.raises(ValueError, match="after_bacth"):
         Learner(make_dls(), make_mlp(), cbs=[Typo()])
+
+
+@pytest.mark.parametrize("start_epoch", [-1, 3, 1.5, True])
+def test_a_start_epoch_outside_the_fit_fails_before_the_optimizer_is_built(start_epoch):
+    learn = Learner(make_dls(), make_mlp(), progress=False)
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    with pytest.raises(ValueError, match="start_epoch"):
+        learn.fit_one_cycle(3, 1e-2, start_epoch=start_epoch)
+    assert learn.opt is None
+    assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
