@@ -78,5 +78,8 @@ def hypers_snapshot(opt: torch.optim.Optimizer) -> list[dict]:
 
 
 def restore_hypers(opt: torch.optim.Optimizer, snapshot: list[dict]) -> None:
+    """Put back `hypers_snapshot`'s values, and drop keys added since (e.g. a torch scheduler's `initial_lr`)."""
     for group, saved in zip(opt.param_groups, snapshot):
+        for key in [k for k in group if k != "params" and k not in saved]:
+            del group[key]
         group.update(saved)

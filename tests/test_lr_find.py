@@ -375,3 +375,43 @@ def test_bad_arguments_raise_before_training(kwargs, error, word):
         learn.lr_find(**kwargs)
     assert learn.opt is None
     assert all(torch.equal(a, b) for a, b in zip(weights, learn.model.parameters(), strict=True))
+
+
+def test_hyperparameter_keys_added_during_the_test_are_removed():
+    """A callback (a torch scheduler, say) may add keys to the param groups; the restore drops them."""
+
+    class AddInitialLr(Callback):
+        def before_batch(self, learn):
+            for group in learn.opt.param_groups:
+                group["initial_lr"] = group["lr"]
+
+    learn = make_learner(n_groups=3)
+    learn.fit(1e-2)
+    before = [{k: v for k, v in g.items() if k != "params"} for g in learn.opt.param_groups]
+    with learn.added_cbs([AddInitialLr()]):
+        learn.lr_find(num_it=5, stop_div=False)
+    assert [{k: v for k, v in g.items() if k != "params"} for g in learn.opt.param_groups] == before
+
+
+@pytest.mark.parametrize("start_lr, end_lr", [(1e-5, 1e-1), (slice(1e-7, 1e-5), slice(1e-3, 1e-1))])
+def test_frozen_groups_stay_frozen_during_the_test(start_lr, end_lr):
+    """Checked at every step, not only after the restore (which would hide an update)."""
+    learn = make_learner(n_groups=3)
+    learn.freeze()
+    frozen = learn.layer_groups[0] + learn.layer_groups[1]
+    head = learn.layer_groups[2]
+    frozen_before, head_before = [p.detach().clone() for p in frozen], [p.detach().clone() for p in head]
+    moved = []
+
+    class Watch(Callback):
+        order = 100
+
+        def after_step(self, learn):
+            assert all(torch.equal(a, p) for a, p in zip(frozen_before, frozen, strict=True))
+            assert not any(p.requires_grad for p in frozen)
+            moved.append(not all(torch.equal(a, p) for a, p in zip(head_before, head, strict=True)))
+
+    with learn.added_cbs([Watch()]):
+        learn.lr_find(start_lr=start_lr, end_lr=end_lr, num_it=8, stop_div=False)
+    assert len(moved) == 8 and all(moved)
+    assert [p.requires_grad for p in learn.model.parameters()] == [False] * 4 + [True] * 2
