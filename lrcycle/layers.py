@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -22,7 +24,9 @@ def spread(value, n_groups: int, name: str = "lr") -> list[float]:
     """
     if isinstance(value, bool):
         raise TypeError(f"{name}: expected a float, slice or sequence of floats, got {value!r}")
-    if isinstance(value, (int, float)):
+    if isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 1:
+        value = value.tolist()  # fastai 0.7 notebooks pass `np.array([lr / 100, lr / 10, lr])`
+    if isinstance(value, numbers.Real):  # also numpy scalars
         values = [float(value)] * n_groups
     elif isinstance(value, slice):
         if value.step is not None:
@@ -42,7 +46,7 @@ def spread(value, n_groups: int, name: str = "lr") -> list[float]:
             raise ValueError(
                 f"{name}: a sequence needs one value per layer group ({n_groups}), got {len(value)} values"
             )
-        values = [float(v) for v in value]
+        values = [_check_positive(v, name) for v in value]  # strings and bools are not lrs
     else:
         raise TypeError(f"{name}: expected a float, slice or sequence of floats, got {type(value).__name__}")
     for v in values:
@@ -50,8 +54,23 @@ def spread(value, n_groups: int, name: str = "lr") -> list[float]:
     return values
 
 
+def spread_wd(wd, n_groups: int) -> list[float]:
+    """Weight decay per group: like `spread`, but 0 is allowed."""
+    values = [wd] * n_groups if isinstance(wd, (int, float)) and not isinstance(wd, bool) else None
+    if values is None:
+        if isinstance(wd, slice) or not hasattr(wd, "__len__"):
+            return spread(wd, n_groups, "wd")
+        if len(wd) != n_groups:
+            raise ValueError(f"wd: a sequence needs one value per layer group ({n_groups}), got {len(wd)}")
+        values = list(wd)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"wd: every value must be finite and >= 0, got {wd!r}")
+    return [float(v) for v in values]
+
+
 def _check_positive(v, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name}: values must be numbers, got {v!r}")
     if not math.isfinite(v) or v <= 0:
         raise ValueError(f"{name}: every value must be finite and > 0, got {v!r}")

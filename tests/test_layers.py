@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -204,3 +205,31 @@ def test_freezing_drops_leftover_gradients_of_frozen_parameters():
         [True, True],
         [False, False],
     ]
+
+
+# ---- arrays and numpy scalars, as fastai 0.7 notebooks pass them ---------------------------------------
+@pytest.mark.parametrize(
+    "value",
+    [np.array([1e-4, 1e-3, 1e-2]), np.array([1e-4, 1e-3, 1e-2], dtype=np.float32), torch.tensor([1e-4, 1e-3, 1e-2])],
+)
+def test_spread_takes_a_one_dimensional_array_as_one_value_per_group(value):
+    assert spread(value, 3) == pytest.approx([1e-4, 1e-3, 1e-2], rel=1e-6)
+    with pytest.raises(ValueError, match=r"lr.*\(2\)"):
+        spread(value, 2)
+
+
+def test_spread_takes_numpy_scalars():
+    assert spread(np.float32(1e-2), 2) == pytest.approx([1e-2, 1e-2], rel=1e-6)
+    assert spread(slice(np.float64(1e-4), np.float64(1e-2)), 3) == pytest.approx([1e-4, 1e-3, 1e-2], rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [["1e-3", "1e-2", "1e-1"], [True, 1e-2, 1e-1], [None, 1e-2, 1e-1]])
+def test_spread_rejects_sequences_of_non_numbers(bad):
+    with pytest.raises(TypeError, match="lr"):
+        spread(bad, 3)
+
+
+def test_fit_with_a_numpy_array_of_lrs_sets_each_group():
+    learn = Learner(make_dls(), make_mlp(), splitter=sequential_splitter(3), progress=False)
+    learn.fit(np.array([1e-4, 1e-3, 1e-2]), 1)
+    assert [g["lr"] for g in learn.opt.param_groups] == pytest.approx([1e-4, 1e-3, 1e-2], rel=1e-12)
