@@ -176,3 +176,25 @@ def test_ctrl_c_during_an_optimizer_step_is_held_until_the_step_is_complete():
     assert_same_params(learn.model, reference)
     learn.fit(0.05, 1)  # nothing of the interruption is left behind
     assert learn.train_iter == 6
+
+
+@pytest.mark.parametrize("cuda", [False, True])
+def test_device_none_is_cuda_when_available_else_cpu(cuda, monkeypatch):
+    import lrcycle.learner as learner_module
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert learner_module.default_device() == torch.device("cuda" if cuda else "cpu")
+
+
+def test_device_given_places_the_model_and_every_batch_there():
+    seen = []
+
+    class Where(Callback):
+        def after_pred(self, learn):
+            seen.append((learn.xb.device, learn.yb.device, learn.pred.device))
+
+    learn = Learner(make_dls(), make_model(), device="cpu", progress=False)
+    assert learn.device == torch.device("cpu")
+    assert all(p.device == torch.device("cpu") for p in learn.model.parameters())
+    learn.fit(0.01, 1, cbs=[Where()])
+    assert seen and set(seen) == {(torch.device("cpu"),) * 3}
