@@ -103,6 +103,22 @@ def test_use_clr_beta_stays_within_bounds(lr, div, pct, nb, data):
 
 
 @settings(deadline=None)
+@given(lrs, st.floats(1.0, 1000.0), st.floats(0.0, 99.9), st.integers(2, 300))
+def test_use_clr_beta_moves_in_small_steps(lr, div, pct, nb):
+    """No jump anywhere in a cycle, the peak and the start of the final decay included: a step up to
+    iteration 2*half moves along the triangle, by `lr*(div-1)/(div*half)`; a step after it along the decay
+    from lr/div, by `0.99*lr/(div*(nb-2*half))`."""
+    half = max(1, int(nb * (1 - pct / 100) / 2))
+    values = [schedules.clr_beta(j, nb, lr, div, pct) for j in range(nb)]
+    for j in range(nb - 1):
+        step = lr * (div - 1) / (div * half) if j + 1 <= 2 * half else 0.99 * lr / (div * (nb - 2 * half))
+        (a, p), (b, q) = values[j], values[j + 1]
+        assert abs(b - a) <= step * (1 + 1e-9) + lr * EPS, j
+        if p is not None and q is not None:
+            assert abs(q - p) <= 1 / half + EPS  # the momentum position moves as smoothly
+
+
+@settings(deadline=None)
 @given(lrs, st.integers(1, 500), st.data())
 def test_sgdr_falls_from_lr_towards_zero_within_a_cycle(lr, nb, data):
     j = data.draw(st.integers(0, nb - 1))

@@ -74,6 +74,23 @@ def test_snapshots_at_every_sgdr_cycle_end_load_back_exactly(tmp_path):
         assert torch.equal(loaded[key]["momentum_buffer"], value["momentum_buffer"])
 
 
+@pytest.mark.parametrize(
+    "method, args, kwargs, ends",
+    [
+        ("fit_one_cycle", (2, 0.1), {}, [2]),  # one cycle: a snapshot at the end of the fit
+        ("fit_cyclic", (4, 0.1), {"n_cycles": 2}, [2, 4]),  # cycles of 2 epochs
+        ("fit_cyclic", (3, 0.1), {"step_size": 6}, [2]),  # 6 batches an epoch: the second cycle is cut short
+    ],
+)
+def test_one_cycle_and_cyclic_fits_save_a_snapshot_at_every_cycle_end(tmp_path, method, args, kwargs, ends):
+    learn, probe = make_learner(tmp_path), StatesAtEpochEnds()
+    assert len(learn.dls.train) == 6
+    getattr(learn, method)(*args, **kwargs, cycle_save_name="c", cbs=[probe])
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [f"c_cyc_{c}.pth" for c in range(len(ends))]
+    for c, epochs_done in enumerate(ends):
+        assert_state_equal(saved_model(learn, f"c_cyc_{c}"), probe.states[epochs_done])
+
+
 def test_snapshot_callback_takes_explicit_cycle_ends(tmp_path):
     learn, probe = make_learner(tmp_path), StatesAtEpochEnds()
     learn.fit(0.1, 4, cbs=[CycleSnapshotCallback("s", cycle_ends=[1, 3]), probe])
