@@ -365,6 +365,9 @@ def test_show_plot_draws_the_curve():
         ({"num_it": 1}, ValueError, "num_it"),
         ({"num_it": 10.5}, ValueError, "num_it"),
         ({"suggest_funcs": [1]}, TypeError, "suggest_funcs"),
+        ({"stop_div": "no"}, TypeError, "stop_div"),
+        ({"linear": None}, TypeError, "linear"),
+        ({"show_plot": 1}, TypeError, "show_plot"),
         ({"suggest_funcs": [lambda lrs, losses: 1.0]}, ValueError, "suggest_funcs"),
     ],
 )

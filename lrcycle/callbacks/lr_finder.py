@@ -7,6 +7,8 @@ from collections import namedtuple
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
+import numpy as np
+
 from .. import suggest
 from ..callback import CancelFitException
 from ..checks import check_positive_int
@@ -107,6 +109,9 @@ def lr_find(
     end_lrs = spread(end_lr, learn.n_groups, "end_lr")
     if any(s >= e for s, e in zip(start_lrs, end_lrs, strict=True)):
         raise ValueError(f"start_lr/end_lr: start_lr must be below end_lr in every group, got {start_lr!r}, {end_lr!r}")
+    for flag, value in (("stop_div", stop_div), ("linear", linear), ("show_plot", show_plot)):
+        if not isinstance(value, (bool, np.bool_)):  # a string such as "no" would silently count as True
+            raise TypeError(f"{flag}: expected True or False, got {value!r}")
     funcs = _check_funcs(suggest_funcs)
     cbs = [LRFinderCallback(start_lrs, end_lrs, num_it, linear), RangeTestStop(num_it, stop_div)]
 
