@@ -280,6 +280,7 @@ BAD = [
     ("fit", (1e-2, 1), {"cycle_len": 0}, "cycle_len"),
     ("fit", (1e-2, 1), {"cycle_len": 1.5}, "cycle_len"),
     ("fit", (1e-2, 1), {"cycle_len": 1, "cycle_mult": 0}, "cycle_mult"),
+    ("fit", (1e-2, 1), {"cycle_mult": 0}, "cycle_mult"),  # checked even when there are no cycles to grow
     ("fit", (1e-2, 1), {"cycle_len": 1, "use_clr_beta": (10, 100)}, "use_clr_beta pct"),
     ("fit", (1e-2, 1), {"cycle_len": 1, "use_clr_beta": (-1, 10)}, "use_clr_beta div"),
     ("fit", (1e-2, 1), {"cycle_len": 1, "use_clr": (32, 5), "use_clr_beta": (10, 10)}, "use_clr"),

@@ -222,6 +222,7 @@ def fit_plan(lrs, n_cycle, cycle_len, cycle_mult, use_clr, use_clr_beta) -> Plan
     """fastai 0.7 `fit`: `n_cycle` epochs at constant lr without `cycle_len`; else `n_cycle` cycles of
     `cycle_len * cycle_mult**c` epochs, SGDR by default, `use_clr` / `use_clr_beta` for the triangles."""
     check_positive_int(n_cycle, "n_cycle")
+    check_positive_int(cycle_mult, "cycle_mult")  # a bad value is an error even where it has no effect
     if cycle_len is None:
         if use_clr is not None or use_clr_beta is not None:
             raise ValueError("use_clr/use_clr_beta: need cycle_len (the cycle length in epochs)")
