@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from lrcycle import Learner, accuracy, digits, digits_cnn, sequential_splitter
-from lrcycle.learner import is_main_process, unwrap
+from lrcycle.distributed import is_main_process, unwrap
 
 
 class LocalLosses:
@@ -85,6 +85,7 @@ def main(out: Path) -> None:
         result["world_size"] = dist.get_world_size()
         result["n_iter"] = len(learn.dls.train)
         result["fit"] = run(learn, local, lambda: learn.fit(0.05, 2))
+        result["progress_shown"] = learn.progress.show  # whether this rank's progress callback printed
         result["one_cycle"] = run(learn, local, lambda: learn.fit_one_cycle(1, 0.05))
         result["clr"] = run(learn, local, lambda: learn.fit(0.05, 1, cycle_len=1, use_clr=(32, 5)))
         learn.freeze_to(2)  # changes which parameters DDP must sync: the context wraps the model again

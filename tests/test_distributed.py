@@ -188,6 +188,12 @@ def test_leaving_the_context_undoes_everything(ranks):
 
 
 @pytest.mark.slow
+def test_only_rank_0_shows_progress(ranks):
+    results, _ = ranks
+    assert [result["progress_shown"] for result in results] == [True, False]
+
+
+@pytest.mark.slow
 def test_only_rank_0_writes_files(ranks):
     _, out = ranks
     assert (out / "rank0" / "lr_find.png").is_file()
