@@ -20,8 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from lrcycle import Learner, accuracy, digits, digits_cnn
-from lrcycle.learner import is_main_process
+from lrcycle import Learner, accuracy, digits, digits_cnn, is_main_process
 
 
 def save_figure(ax, path: Path) -> None:

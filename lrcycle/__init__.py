@@ -21,8 +21,9 @@ from .callbacks.progress import ProgressCallback
 from .callbacks.schedulers import CircularLRCallback, CyclicCallback, OneCycleCallback, Scheduler, SGDRCallback
 from .callbacks.tracking import CycleSnapshotCallback, SaveModelCallback, TrackerCallback
 from .data import DataLoaders, digits
+from .distributed import is_main_process
 from .layers import resnet_splitter, sequential_head_splitter, sequential_splitter, spread
-from .learner import Learner, is_main_process
+from .learner import Learner
 from .metrics import accuracy, error_rate
 from .models import digits_cnn, digits_mlp
 from .plots import plot_schedule

@@ -23,7 +23,7 @@ def demo(out: Path, cycle_len: int = 3, seed: int = 0, progress: bool = True) ->
     import torch
 
     from . import Learner, accuracy, digits, digits_cnn
-    from .learner import is_main_process
+    from .distributed import is_main_process
 
     torch.manual_seed(seed)
     learn = Learner(digits(bs=64, seed=seed), digits_cnn(), metrics=[accuracy], progress=progress)

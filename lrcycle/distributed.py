@@ -33,6 +33,15 @@ from .callback import Callback
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DistributedDataParallel (or DataParallel) wrapper, or the model itself."""
+    return model.module if isinstance(model, (DistributedDataParallel, torch.nn.DataParallel)) else model
+
+
+def is_main_process() -> bool:
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
 def launched_by_torchrun() -> bool:
     """True when torchrun's environment variables are set and ask for more than one process."""
     return all(v in os.environ for v in TORCHRUN_VARS) and int(os.environ["WORLD_SIZE"]) > 1

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
-import signal
-import threading
 from functools import partial
 from pathlib import Path
 
@@ -26,14 +23,10 @@ from .callback import (
 from .callbacks import lr_finder, schedulers, tracking
 from .callbacks.progress import ProgressCallback
 from .checks import check_moms, check_positive_int
+from .distributed import is_main_process, unwrap
 from .hyper import set_lrs, set_wds
-from .layers import (
-    bn_param_ids,
-    check_groups,
-    freeze_groups,
-    single_group,
-    spread,
-)
+from .interrupt import InterruptAfterStep
+from .layers import bn_param_ids, check_groups, freeze_groups, single_group, spread, spread_wd
 from .preview import preview as preview_schedule
 from .recorder import Recorder
 
@@ -249,7 +242,7 @@ class Learner:
         self.total_iter, self.train_iter = n_epoch * n_iter, start_epoch * n_iter
         self.cycle_ends = [] if cycle_ends is None else list(cycle_ends)
         self.with_valid = with_valid and self.dls.valid is not None
-        with self.added_cbs(cbs), _InterruptAfterStep(self):
+        with self.added_cbs(cbs), InterruptAfterStep(self):
             try:
                 self._with_events(self._do_fit, "fit", CancelFitException)
             finally:
@@ -478,76 +471,3 @@ class Learner:
 def _check_start_epoch(start_epoch, n_epoch: int) -> None:
     if isinstance(start_epoch, bool) or not isinstance(start_epoch, int) or not 0 <= start_epoch < n_epoch:
         raise ValueError(f"start_epoch: must be an integer in [0, {n_epoch}), got {start_epoch!r}")
-
-
-def spread_wd(wd, n_groups: int) -> list[float]:
-    """Weight decay per group: like `spread`, but 0 is allowed."""
-    values = [wd] * n_groups if isinstance(wd, (int, float)) and not isinstance(wd, bool) else None
-    if values is None:
-        if isinstance(wd, slice) or not hasattr(wd, "__len__"):
-            return spread(wd, n_groups, "wd")
-        if len(wd) != n_groups:
-            raise ValueError(f"wd: a sequence needs one value per layer group ({n_groups}), got {len(wd)}")
-        values = list(wd)
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"wd: every value must be finite and >= 0, got {wd!r}")
-    return [float(v) for v in values]
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a DistributedDataParallel (or DataParallel) wrapper, or the model itself."""
-    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
-
-
-def is_main_process() -> bool:
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
-class _InterruptAfterStep:
-    """Ctrl-C during an optimizer step is held until the step is complete, so the model and optimizer are
-    never left half-updated; anywhere else it interrupts at once. Only in the main thread (signals)."""
-
-    def __init__(self, learn: Learner):
-        self.learn = learn
-        self.pending = False
-
-    def __enter__(self):
-        self.learn._in_step = False
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.getsignal(signal.SIGINT)
-            if self.previous is signal.default_int_handler:
-                signal.signal(signal.SIGINT, self._handle)
-            else:
-                self.previous = None  # someone else handles SIGINT: leave it to them
-        return self
-
-    def _handle(self, signum, frame):
-        if self.learn._in_step:
-            self.pending = True
-            self.learn._in_step = False  # `_step` then finishes; the next batch raises below
-            self.learn.add_cbs([_RaisePendingInterrupt()])
-        else:
-            raise KeyboardInterrupt
-
-    def __exit__(self, exc_type, exc, tb):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        leftover = [cb for cb in self.learn.cbs if isinstance(cb, _RaisePendingInterrupt)]
-        if leftover:
-            self.learn.remove_cbs(leftover)
-            if exc_type is None:
-                raise KeyboardInterrupt
-        return False
-
-
-class _RaisePendingInterrupt:
-    """Raises the held-back Ctrl-C right after the step it waited for."""
-
-    order = -1000
-
-    def after_step(self, learn):
-        learn.remove_cbs([self])
-        raise KeyboardInterrupt

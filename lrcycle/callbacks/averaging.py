@@ -7,7 +7,7 @@ from torch.optim.swa_utils import AveragedModel, update_bn
 
 from ..callback import Callback
 from ..checks import check_positive_int
-from ..learner import unwrap
+from ..distributed import unwrap
 
 
 class CycleAverage(Callback):

@@ -6,7 +6,7 @@ import torch
 
 from ..callback import Callback, CancelFitException
 from ..checks import check_positive_int
-from ..learner import is_main_process
+from ..distributed import is_main_process
 from .tracking import TrackerCallback
 
 

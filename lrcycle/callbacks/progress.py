@@ -8,6 +8,7 @@ from fastprogress import fastprogress
 from fastprogress.fastprogress import format_time
 
 from ..callback import Callback
+from ..distributed import is_main_process
 
 
 class ProgressCallback(Callback):
@@ -25,7 +26,7 @@ class ProgressCallback(Callback):
         self.show, self.pbar, self.mbar = False, None, None
 
     def before_fit(self, learn) -> None:
-        self.show = _is_main_process()
+        self.show = is_main_process()
         if not self.show:
             return
         self.names = ["epoch", "train_loss", "valid_loss", *learn.recorder.metric_names, "time"]
@@ -69,9 +70,3 @@ class ProgressCallback(Callback):
 
 def _fmt(value) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.6f}"
-
-
-def _is_main_process() -> bool:
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
