@@ -418,3 +418,21 @@ def test_frozen_groups_stay_frozen_during_the_test(start_lr, end_lr):
         learn.lr_find(start_lr=start_lr, end_lr=end_lr, num_it=8, stop_div=False)
     assert len(moved) == 8 and all(moved)
     assert [p.requires_grad for p in learn.model.parameters()] == [False] * 4 + [True] * 2
+
+
+def test_a_slice_start_with_a_float_end_keeps_the_ratios_up_to_the_last_groups_end():
+    learn = make_learner(n_groups=3)
+    learn.lr_find(start_lr=slice(1e-9, 1e-7), end_lr=10, num_it=12, stop_div=False)
+    starts = [1e-9, 1e-8, 1e-7]
+    factor = 10 / 1e-7  # the last group's, applied to every group
+    for s, trace in zip(starts, learn.recorder.group_lrs, strict=True):
+        assert trace == pytest.approx([s * factor ** (i / 11) for i in range(12)], rel=1e-9)
+
+
+def test_a_float_start_with_a_slice_end_keeps_the_ratios_of_the_end():
+    learn = make_learner(n_groups=3)
+    learn.lr_find(start_lr=1e-6, end_lr=slice(1e-2, 1.0), num_it=12, stop_div=False)
+    ends = [1e-2, 1e-1, 1.0]
+    for e, trace in zip(ends, learn.recorder.group_lrs, strict=True):
+        s = e * 1e-6 / 1.0
+        assert trace == pytest.approx([s * (e / s) ** (i / 11) for i in range(12)], rel=1e-9)

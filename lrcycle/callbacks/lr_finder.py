@@ -105,8 +105,7 @@ def lr_find(
     """
     n_iter = learn._check_data()
     check_positive_int(num_it, "num_it", minimum=2)
-    start_lrs = spread(start_lr, learn.n_groups, "start_lr")
-    end_lrs = spread(end_lr, learn.n_groups, "end_lr")
+    start_lrs, end_lrs = range_ends(start_lr, end_lr, learn.n_groups)
     if any(s >= e for s, e in zip(start_lrs, end_lrs, strict=True)):
         raise ValueError(f"start_lr/end_lr: start_lr must be below end_lr in every group, got {start_lr!r}, {end_lr!r}")
     for flag, value in (("stop_div", stop_div), ("linear", linear), ("show_plot", show_plot)):
@@ -135,6 +134,29 @@ def lr_find(
     if show_plot:
         rec.plot()
     return _result_type(tuple(func.__name__ for func in funcs))(*values)
+
+
+def range_ends(start_lr, end_lr, n_groups: int) -> tuple[list[float], list[float]]:
+    """Per-group first and last lrs of the test.
+
+    Two floats: every group the same. A slice or sequence on one side and a float on the other: the float is
+    the last group's, and every group moves by that group's factor, keeping the ratios the slice gives
+    (`lr_find(start_lr=slice(1e-9, 1e-7))` ends at `[0.1, 1, 10]` on three groups). Both per group: as given.
+    """
+    start_is_float, end_is_float = _is_number(start_lr), _is_number(end_lr)
+    start_lrs = spread(start_lr, n_groups, "start_lr") if not start_is_float or end_is_float else None
+    end_lrs = spread(end_lr, n_groups, "end_lr") if not end_is_float or start_is_float else None
+    if start_lrs is None:
+        start_lrs = [e * float(start_lr) / end_lrs[-1] for e in end_lrs]
+        spread(start_lrs, n_groups, "start_lr")
+    if end_lrs is None:
+        end_lrs = [s * float(end_lr) / start_lrs[-1] for s in start_lrs]
+        spread(end_lrs, n_groups, "end_lr")
+    return start_lrs, end_lrs
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_funcs(suggest_funcs) -> list[Callable]:
