@@ -12,6 +12,7 @@ per epoch. Outside torchrun (no torchrun environment, or a world of one process)
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import os
@@ -143,7 +144,8 @@ def distrib_ctx(learn):
     """Under torchrun: DDP model, sharded data, loss averaged across ranks; everything undone on exit.
 
     Starts the process group when none is (`nccl` for a CUDA learner, whose model moves to the device named
-    by LOCAL_RANK, else `gloo`), and ends it on exit only if it started it. The model stays trained.
+    by LOCAL_RANK, else `gloo`); it stays up for later blocks and ends with the process. The model stays
+    trained.
     """
     if not is_distributed() or isinstance(learn.model, DistributedDataParallel):
         yield learn  # not under torchrun, or already inside a distrib_ctx
@@ -151,7 +153,7 @@ def distrib_ctx(learn):
     shuffle = _check_loader(learn.dls.train, "dls.train")
     if learn.dls.valid is not None:
         _check_loader(learn.dls.valid, "dls.valid")
-    created = _init_process_group(learn)
+    _init_process_group(learn)
     model, dls, cb = learn.model, learn.dls, None
     try:
         if learn.device.type == "cuda":
@@ -170,8 +172,6 @@ def distrib_ctx(learn):
         if cb is not None and cb in learn.cbs:
             learn.remove_cbs([cb])
         learn.model, learn.dls = model, dls
-        if created:
-            dist.destroy_process_group()
 
 
 def _check_loader(dl, name: str) -> bool:
@@ -217,12 +217,22 @@ def _reshard(dl: DataLoader, sampler: Sampler) -> DataLoader:
     )
 
 
-def _init_process_group(learn) -> bool:
-    """Start the process group from torchrun's environment unless one exists; True if this call started it."""
+def _init_process_group(learn) -> None:
+    """Start the process group from torchrun's environment unless one exists.
+
+    It stays up after the block and ends when the process exits: under torchrun a group destroyed and
+    started again in the same process hangs in gloo's rendezvous, and a script may well hold several
+    `distrib_ctx` blocks (a range test in one, the fit in the next).
+    """
     if dist.is_initialized():
-        return False
+        return
     dist.init_process_group(backend="nccl" if learn.device.type == "cuda" else "gloo")
-    return True
+    atexit.register(_destroy_process_group)
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _move_to(learn, device: torch.device) -> None:

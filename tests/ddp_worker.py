@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from lrcycle import Learner, accuracy, digits, digits_cnn, sequential_splitter
+from lrcycle.__main__ import demo
 from lrcycle.distributed import is_main_process, unwrap
 
 
@@ -104,8 +105,10 @@ def main(out: Path) -> None:
     result["unwrapped"] = learn.model is original_model
     result["dls_restored"] = learn.dls is original_dls
     result["cbs_restored"] = learn.cbs == original_cbs
-    result["group_destroyed"] = not dist.is_initialized()
+    result["group_kept"] = dist.is_initialized()  # for the next block: see the demo below
     result["valid_outside"] = learn.validate()  # one process over the whole validation set, same weights
+    # the library's own writer under torchrun: each rank names its own folder, only rank 0's may appear
+    demo(out / f"demo_rank{rank}", cycle_len=1, progress=False)
     torch.save(result, out / f"rank{rank}.pt")
 
 

@@ -184,7 +184,7 @@ def test_the_range_test_restores_the_model_on_every_rank(ranks):
 def test_leaving_the_context_undoes_everything(ranks):
     for result in ranks[0]:
         assert result["unwrapped"] and result["dls_restored"] and result["cbs_restored"]
-        assert result["group_destroyed"]
+        assert result["group_kept"]
 
 
 @pytest.mark.slow
@@ -199,3 +199,12 @@ def test_only_rank_0_writes_files(ranks):
     assert (out / "rank0" / "lr_find.png").is_file()
     assert (out / "rank0" / "models" / "final.pth").is_file()
     assert not (out / "rank1").exists()
+
+
+@pytest.mark.slow
+def test_only_rank_0_writes_the_demos_plots_and_table(ranks):
+    _, out = ranks
+    written = sorted(path.name for path in (out / "demo_rank0").iterdir())
+    assert written == ["epochs.csv", "losses.png", "lr_find.png", "lr_mom.png"]
+    assert all((out / "demo_rank0" / name).stat().st_size > 0 for name in written)
+    assert not (out / "demo_rank1").exists()
