@@ -378,6 +378,8 @@ class Learner:
     def _run_plan(self, plan, lrs, wd, cbs, cycle_save_name, best_save_name, start_epoch) -> None:
         """What every fit method ends with: saving callbacks, every check, the optimizer, then the loop."""
         _check_start_epoch(start_epoch, plan.n_epoch)
+        if best_save_name is not None and self.dls.valid is None:
+            raise ValueError("best_save_name: keeping the best model needs validation data (DataLoaders.valid)")
         cbs = plan.cbs + tracking.save_callbacks(cycle_save_name, best_save_name, plan.cycle_ends) + list(cbs or [])
         self._prepare(lrs, wd, cbs)
         self.fit_epochs(plan.n_epoch, cbs, start_epoch, cycle_ends=plan.cycle_ends)

@@ -163,3 +163,12 @@ def test_a_start_epoch_outside_the_fit_fails_before_the_optimizer_is_built(start
         learn.fit_one_cycle(3, 1e-2, start_epoch=start_epoch)
     assert learn.opt is None
     assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
+
+
+def test_best_save_name_without_validation_data_fails_before_training(tmp_path):
+    dls = make_dls()
+    dls.valid = None
+    learn = Learner(dls, make_mlp(), progress=False, path=tmp_path)
+    with pytest.raises(ValueError, match="best_save_name"):
+        learn.fit(1e-2, 2, best_save_name="best")
+    assert learn.opt is None and not (tmp_path / "models").exists()
