@@ -56,7 +56,9 @@ def spread(value, n_groups: int, name: str = "lr") -> list[float]:
 
 def spread_wd(wd, n_groups: int) -> list[float]:
     """Weight decay per group: like `spread`, but 0 is allowed."""
-    values = [wd] * n_groups if isinstance(wd, (int, float)) and not isinstance(wd, bool) else None
+    if isinstance(wd, (np.ndarray, torch.Tensor)) and wd.ndim == 1:
+        wd = wd.tolist()
+    values = [wd] * n_groups if isinstance(wd, numbers.Real) and not isinstance(wd, (bool, np.bool_)) else None
     if values is None:
         if isinstance(wd, slice) or not hasattr(wd, "__len__"):
             return spread(wd, n_groups, "wd")
@@ -64,7 +66,7 @@ def spread_wd(wd, n_groups: int) -> list[float]:
             raise ValueError(f"wd: a sequence needs one value per layer group ({n_groups}), got {len(wd)}")
         values = list(wd)
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
             raise ValueError(f"wd: every value must be finite and >= 0, got {wd!r}")
     return [float(v) for v in values]
 

@@ -119,8 +119,8 @@ class Learner:
 
     @contextlib.contextmanager
     def added_cbs(self, cbs):
-        """Callbacks that take part only inside this block."""
-        cbs = list(cbs or [])
+        """Callbacks that take part only inside this block (one the learner already has is not added twice)."""
+        cbs = [cb for cb in (cbs or []) if cb not in self.cbs]
         self.add_cbs(cbs)
         try:
             yield
@@ -246,8 +246,20 @@ class Learner:
             try:
                 self._with_events(self._do_fit, "fit", CancelFitException)
             finally:
-                self._fire("cleanup_fit")
+                self._cleanup()
                 self.xb = self.yb = self.pred = self.loss = None  # free the last batch's graph
+
+    def _cleanup(self) -> None:
+        """Every `cleanup_fit` hook runs, even when one before it raises: each may have state to put back.
+        The first error is raised once all have run."""
+        errors = []
+        for hook in self._hooks["cleanup_fit"]:
+            try:
+                hook(self)
+            except Exception as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
 
     def _do_fit(self) -> None:
         for epoch in range(self.start_epoch, self.n_epoch):

@@ -172,3 +172,14 @@ def test_best_save_name_without_validation_data_fails_before_training(tmp_path):
     with pytest.raises(ValueError, match="best_save_name"):
         learn.fit(1e-2, 2, best_save_name="best")
     assert learn.opt is None and not (tmp_path / "models").exists()
+
+
+def test_numpy_numbers_are_taken_like_python_numbers():
+    import numpy as np
+
+    learn = Learner(make_dls(), make_mlp(), progress=False)
+    learn.fit_one_cycle(np.int64(1), np.float32(1e-2), moms=np.array([0.95, 0.85, 0.95]), wd=np.float32(1e-4))
+    assert len(learn.recorder.epochs) == 1
+    assert learn.opt.param_groups[0]["weight_decay"] == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="moms"):
+        learn.fit_one_cycle(1, 1e-2, moms=np.array([0.95, 1.5, 0.95]))

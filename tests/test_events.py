@@ -369,3 +369,20 @@ def test_no_bar_puts_the_callbacks_back_in_their_places():
     with learn.no_bar():
         assert not any(isinstance(cb, ProgressCallback) for cb in learn.cbs)
     assert learn.cbs == before
+
+
+def test_a_callback_given_to_the_learner_and_to_a_fit_runs_once():
+    log = Log()
+    learn = Learner(three_two_dls(), make_mlp(), cbs=[log], progress=False, device="cpu")
+    learn.fit(0.1, 1, cbs=[log])
+    assert log.seen.count("before_step") == 3  # three training batches, each seen once
+    assert log in learn.cbs  # and it stays with the learner after the fit
+
+
+def test_every_cleanup_hook_runs_when_an_earlier_one_raises():
+    failing = Log(event="cleanup_fit", exc=RuntimeError, order=-5)
+    later = Log(order=5)
+    learn = Learner(three_two_dls(), make_mlp(), progress=False, device="cpu")
+    with pytest.raises(RuntimeError):
+        learn.fit(0.1, 1, cbs=[failing, later])
+    assert later.seen[-1] == "cleanup_fit"
