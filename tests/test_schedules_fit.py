@@ -309,3 +309,14 @@ def test_bad_arguments_raise_before_training(method, args, kw, name):
             call(*args, **kw)
     assert learn.opt is None and learn.recorder.iters == []
     assert all(torch.equal(v, learn.model.state_dict()[k]) for k, v in weights.items())
+
+
+def test_preview_counts_optimizer_steps_under_gradient_accumulation():
+    from lrcycle import GradientAccumulation
+
+    learn = make_learner("sgd", 1)
+    df = learn.preview("fit_one_cycle", 2, 1e-2, cbs=[GradientAccumulation(2)])
+    learn.fit_one_cycle(2, 1e-2, cbs=[GradientAccumulation(2)])
+    recorded = learn.recorder.iter_df()
+    assert len(df) == 2 * math.ceil(N_ITER / 2) == len(recorded)
+    assert df.to_dict("list") == recorded[df.columns].to_dict("list")
