@@ -201,6 +201,15 @@ class Learner:
     def pct_train(self) -> float:
         return self.train_iter / self.total_iter if self.total_iter else 0.0
 
+    def steps_per_epoch(self, cbs=()) -> int:
+        """Optimizer steps an epoch will take: one per batch, unless a callback of the learner's or of the call
+        (gradient accumulation) says otherwise through a `steps_per_epoch(n_batches)` method."""
+        steps = self._check_data()
+        for cb in [*self.cbs, *(cbs or [])]:
+            if hasattr(cb, "steps_per_epoch"):
+                steps = cb.steps_per_epoch(steps)
+        return steps
+
     def _check_data(self) -> int:
         try:
             n_iter = len(self.dls.train)
@@ -383,7 +392,7 @@ class Learner:
         `lr_max`, `step_size` iterations per half cycle or `n_cycles` cycles over the fit."""
         lrs = spread(lr_max, self.n_groups, "lr_max")
         plan = schedulers.cyclic_plan(
-            n_epoch, self._check_data(), lrs, base_lr, step_size, n_cycles, mode, gamma, moms, self.n_groups
+            n_epoch, self.steps_per_epoch(cbs), lrs, base_lr, step_size, n_cycles, mode, gamma, moms, self.n_groups
         )
         self._run_plan(plan, lrs, wd, cbs, cycle_save_name, best_save_name, start_epoch)
 

@@ -9,14 +9,12 @@ one per group of batches).
 from __future__ import annotations
 
 import inspect
-import math
 
 import pandas as pd
 import torch
 
 from . import plots
 from .callbacks import schedulers
-from .callbacks.accumulate import GradientAccumulation
 from .checks import check_moms
 from .hyper import get_mom, hypers_snapshot
 from .layers import spread
@@ -37,7 +35,7 @@ def preview(learn, method: str, *args, plot: bool = False, **kwargs) -> pd.DataF
     call = inspect.signature(getattr(type(learn), name)).bind(learn, *args, **kwargs)
     call.apply_defaults()
     plan, lrs = _plan(learn, name, call.arguments)
-    n_iter = _steps_per_epoch(learn, call.arguments["cbs"])
+    n_iter = learn.steps_per_epoch(call.arguments["cbs"])
     df = dry_run(plan, _throwaway_groups(learn, lrs), n_iter, call.arguments["start_epoch"])
     if plot:
         plots.plot_schedule(df)
@@ -58,17 +56,7 @@ def _plan(learn, name: str, a: dict) -> tuple[schedulers.Plan, list[float]]:
         return schedulers.one_cycle_plan(a["n_epoch"], lrs, *args), lrs
     lrs = spread(a["lr_max"], n, "lr_max")
     args = (a["base_lr"], a["step_size"], a["n_cycles"], a["mode"], a["gamma"], a["moms"], n)
-    return schedulers.cyclic_plan(a["n_epoch"], learn._check_data(), lrs, *args), lrs
-
-
-def _steps_per_epoch(learn, call_cbs) -> int:
-    """Optimizer steps per epoch: batches per epoch, fewer under gradient accumulation (the learner's or
-    the call's), whose steps are `ceil(n_batches / n)`."""
-    n_batches = learn._check_data()
-    for cb in [*learn.cbs, *(call_cbs or [])]:
-        if isinstance(cb, GradientAccumulation):
-            return math.ceil(n_batches / cb.n_batches)
-    return n_batches
+    return schedulers.cyclic_plan(a["n_epoch"], learn.steps_per_epoch(a["cbs"]), lrs, *args), lrs
 
 
 def _throwaway_groups(learn, lrs: list[float]) -> list[dict]:

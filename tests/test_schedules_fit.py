@@ -320,3 +320,13 @@ def test_preview_counts_optimizer_steps_under_gradient_accumulation():
     recorded = learn.recorder.iter_df()
     assert len(df) == 2 * math.ceil(N_ITER / 2) == len(recorded)
     assert df.to_dict("list") == recorded[df.columns].to_dict("list")
+
+
+def test_fit_cyclic_cycle_ends_count_optimizer_steps_under_gradient_accumulation():
+    from lrcycle import GradientAccumulation
+
+    learn = make_learner("sgd", 1)
+    steps = math.ceil(N_ITER / 2)  # optimizer steps per epoch when 2 batches make one step
+    learn.fit_cyclic(4, 1e-2, step_size=steps, cbs=[GradientAccumulation(2)])  # a cycle is 2 epochs of steps
+    assert learn.cycle_ends == [2, 4]
+    assert len(learn.recorder.lrs) == 4 * steps

@@ -27,10 +27,14 @@ class GradientAccumulation(Callback):
     def __init__(self, n_batches: int):
         self.n_batches = check_positive_int(n_batches, "n_batches")
 
+    def steps_per_epoch(self, n_batches: int) -> int:
+        """Optimizer steps in an epoch of `n_batches` batches (read by the learner to plan cycles)."""
+        return math.ceil(n_batches / self.n_batches)
+
     def before_fit(self, learn) -> None:
-        self.steps_per_epoch = math.ceil(learn.n_iter / self.n_batches)
-        learn.total_iter = learn.n_epoch * self.steps_per_epoch
-        learn.train_iter = learn.start_epoch * self.steps_per_epoch
+        steps = self.steps_per_epoch(learn.n_iter)
+        learn.total_iter = learn.n_epoch * steps
+        learn.train_iter = learn.start_epoch * steps
 
     def before_train(self, learn) -> None:
         learn.opt.zero_grad()  # a group cut short by a cancelled epoch must not leak into the next one
