@@ -39,8 +39,20 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, (DistributedDataParallel, torch.nn.DataParallel)) else model
 
 
+def group_active() -> bool:
+    """Whether a torch.distributed process group is running in this process."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def is_main_process() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return not group_active() or dist.get_rank() == 0
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Every rank takes rank 0's buffers (BatchNorm statistics); nothing to do without a process group."""
+    if group_active():
+        for buffer in module.buffers():
+            dist.broadcast(buffer.data, src=0)
 
 
 def launched_by_torchrun() -> bool:
@@ -50,7 +62,7 @@ def launched_by_torchrun() -> bool:
 
 def is_distributed() -> bool:
     """True when this process is one of several: a process group of more than one, or torchrun asking."""
-    if dist.is_available() and dist.is_initialized():
+    if group_active():
         return dist.get_world_size() > 1
     return launched_by_torchrun()
 
@@ -111,8 +123,7 @@ class DistributedCallback(Callback):
         # DDP hands rank 0's buffers to everyone before each forward, but the last forward then updated each
         # rank's BatchNorm statistics from its own batch: hand them over once more, so that validation and
         # the weights left after the fit are the same everywhere.
-        for buffer in self.ddp.module.buffers():
-            dist.broadcast(buffer.data, src=0)
+        broadcast_buffers(self.ddp.module)
 
     def before_validate(self, learn) -> None:
         learn.model = self.ddp.module

@@ -7,7 +7,7 @@ from torch.optim.swa_utils import AveragedModel, update_bn
 
 from ..callback import Callback
 from ..checks import check_positive_int
-from ..distributed import unwrap
+from ..distributed import broadcast_buffers, group_active, unwrap
 
 
 class CycleAverage(Callback):
@@ -55,7 +55,7 @@ class CycleAverage(Callback):
         if self.n_averaged == 0:
             return  # no cycle ended (or all came before start_cycle): the model stays as trained
         update_bn(learn.dls.train, self.averaged.module, device=learn.device)
-        _broadcast_buffers(self.averaged.module)
+        broadcast_buffers(self.averaged.module)  # each rank's BatchNorm pass saw only its shard
         if self.keep == "best":
             self.valid_losses = {
                 "last": valid_loss(learn),
@@ -81,17 +81,6 @@ def valid_loss(learn, model=None) -> float:
                 sums += torch.stack([learn.loss_func(model(xb), yb).float() * len(yb), sums.new_tensor(len(yb))])
     finally:
         model.train(was_training)
-    if _distributed():
+    if group_active():
         torch.distributed.all_reduce(sums)
     return (sums[0] / sums[1]).item()
-
-
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def _broadcast_buffers(model) -> None:
-    """Every rank takes rank 0's buffers (each rank's BatchNorm pass saw only its shard of the data)."""
-    if _distributed():
-        for buffer in model.buffers():
-            torch.distributed.broadcast(buffer, src=0)

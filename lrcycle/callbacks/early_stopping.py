@@ -6,7 +6,7 @@ import torch
 
 from ..callback import Callback, CancelFitException
 from ..checks import check_positive_int
-from ..distributed import is_main_process
+from ..distributed import group_active, is_main_process
 from .tracking import TrackerCallback
 
 
@@ -62,7 +62,6 @@ class TerminateOnNaNCallback(Callback):
 def _finite_everywhere(loss: torch.Tensor) -> bool:
     """Whether the loss is finite on this process and, under torch.distributed, on every rank."""
     bad = (~torch.isfinite(loss.detach())).any().float()
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    if group_active():
+        torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
     return bad.item() == 0  # one device synchronisation, as the recorder's per-batch loss read

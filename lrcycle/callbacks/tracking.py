@@ -7,6 +7,7 @@ import math
 import torch
 
 from ..callback import Callback
+from ..distributed import group_active
 from ..recorder import metric_name
 
 
@@ -80,9 +81,8 @@ class SaveModelCallback(TrackerCallback):
 
     def after_fit(self, learn) -> None:
         if self.load_at_end and self.best_epoch is not None:
-            dist = torch.distributed
-            if dist.is_available() and dist.is_initialized():
-                dist.barrier()  # rank 0 wrote the file: wait for it before every rank reads it
+            if group_active():
+                torch.distributed.barrier()  # rank 0 wrote the file: wait for it before every rank reads it
             learn.load(self.name, with_opt=self.with_opt)
 
 
