@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from . import schedules, suggest
+from . import plans, schedules, suggest
 from .callback import (
     EVENTS,
     Callback,
@@ -17,12 +17,13 @@ from .callbacks.accumulate import GradientAccumulation
 from .callbacks.averaging import CycleAverage
 from .callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from .callbacks.lr_finder import LRFinderCallback
+from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
-from .callbacks.schedulers import CircularLRCallback, CyclicCallback, OneCycleCallback, Scheduler, SGDRCallback
 from .callbacks.tracking import CycleSnapshotCallback, SaveModelCallback, TrackerCallback
+from .checks import spread
 from .data import DataLoaders, digits
 from .distributed import is_main_process
-from .layers import resnet_splitter, sequential_head_splitter, sequential_splitter, spread
+from .layers import resnet_splitter, sequential_head_splitter, sequential_splitter
 from .learner import Learner
 from .metrics import accuracy, error_rate
 from .models import digits_cnn, digits_mlp
@@ -39,21 +40,17 @@ __all__ = [
     "CancelStepException",
     "CancelTrainException",
     "CancelValidException",
-    "CircularLRCallback",
     "CycleAverage",
     "CycleSnapshotCallback",
-    "CyclicCallback",
     "DataLoaders",
     "EarlyStoppingCallback",
     "GradientAccumulation",
     "LRFinderCallback",
     "Learner",
-    "OneCycleCallback",
+    "ParamScheduler",
     "ProgressCallback",
     "Recorder",
-    "SGDRCallback",
     "SaveModelCallback",
-    "Scheduler",
     "TerminateOnNaNCallback",
     "TrackerCallback",
     "accuracy",
@@ -64,6 +61,7 @@ __all__ = [
     "is_main_process",
     "plot_schedule",
     "resnet_splitter",
+    "plans",
     "schedules",
     "sequential_head_splitter",
     "sequential_splitter",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 EVENTS = (
     "before_fit",
     "before_epoch",
@@ -77,3 +79,59 @@ def hook_table(cbs) -> dict[str, list]:
     """
     ordered = sorted(cbs, key=lambda cb: cb.order)
     return {event: [getattr(cb, event) for cb in ordered if hasattr(cb, event)] for event in EVENTS}
+
+
+class CallbackList:
+    """A learner's callbacks in list order, with `hooks`: for each event, the bound hooks to call in `order`.
+
+    The table is rebuilt whenever the list changes, so the loop never sorts or looks up attributes per event.
+    """
+
+    def __init__(self):
+        self.items: list = []
+        self.hooks = hook_table([])
+
+    def add(self, cbs) -> None:
+        for cb in cbs:
+            check_callback(cb)
+        self.items.extend(cbs)
+        self.hooks = hook_table(self.items)
+
+    def remove(self, cbs) -> None:
+        for cb in cbs:
+            self.items.remove(cb)
+        self.hooks = hook_table(self.items)
+
+    @contextlib.contextmanager
+    def added(self, cbs):
+        """Callbacks that take part only inside this block (one already in the list is not added twice)."""
+        cbs = [cb for cb in (cbs or []) if cb not in self.items]
+        self.add(cbs)
+        try:
+            yield
+        finally:
+            self.remove(cbs)
+
+    @contextlib.contextmanager
+    def removed(self, cbs):
+        """These callbacks sit out this block, and come back after it in their old places."""
+        cbs, before = list(cbs), list(self.items)
+        self.remove(cbs)
+        try:
+            yield
+        finally:
+            added = [cb for cb in self.items if cb not in before]
+            self.items[:] = [cb for cb in before if cb in cbs or cb in self.items] + added
+            self.hooks = hook_table(self.items)
+
+    def run_all(self, event: str, learn) -> None:
+        """Every hook of `event` runs, even when one before it raises (each may have state to put back, as
+        `cleanup_fit` hooks do); the first error is raised once all have run."""
+        errors = []
+        for hook in self.hooks[event]:
+            try:
+                hook(learn)
+            except Exception as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]

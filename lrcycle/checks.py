@@ -1,10 +1,40 @@
-"""Argument checks shared by the Learner and the plans of its fits; each ValueError names the argument."""
+"""Every argument check of the Learner, its fit forms and the range test, in one place.
+
+Each raises a ValueError or TypeError that names the argument and says what was expected, before anything
+is trained or changed. An lr argument is checked and spread over the layer groups once, here, where it enters.
+"""
 
 from __future__ import annotations
 
+import math
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
+import torch
+
+
+def check_learner_args(dls, model, loss_func):
+    """`Learner(dls, model, loss_func)`: the loss function to use (`dls.loss_func` when none is given)."""
+    if not hasattr(dls, "train"):
+        raise TypeError("dls: expected a DataLoaders(train, valid), got " + type(dls).__name__)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model: expected a torch nn.Module, got {type(model).__name__}")
+    loss_func = loss_func if loss_func is not None else getattr(dls, "loss_func", None)
+    if loss_func is None:
+        raise ValueError("loss_func: none given and the DataLoaders carries none; pass loss_func=...")
+    return loss_func
+
+
+def check_train_loader(train) -> int:
+    """The number of batches in an epoch of `dls.train`, which must be sized and not empty."""
+    try:
+        n_batches = len(train)
+    except TypeError:
+        raise TypeError("dls.train: must be a sized iterable of (x, y) batches (len() is needed)") from None
+    if n_batches == 0:
+        raise ValueError("dls.train: the training data loader is empty (0 batches)")
+    return n_batches
 
 
 def check_moms(moms, n: int, name: str = "moms") -> tuple[float, ...]:
@@ -23,3 +53,141 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
     return int(value)  # numpy integers too, as a plain int
+
+
+def check_flag(value, name: str) -> bool:
+    """True or False only: a string such as "no" would silently count as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
+def check_number(value, name: str, low: float, high: float = math.inf, closed=(False, False)) -> float:
+    """`value` as a float in the interval from `low` to `high`, its ends closed as `closed` says."""
+    interval = f"{'[' if closed[0] else '('}{low}, {high}{']' if closed[1] else ')'}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name}: must be a finite number in {interval}, got {value!r}")
+    above = value >= low if closed[0] else value > low
+    below = value <= high if closed[1] else value < high
+    if not (above and below):
+        raise ValueError(f"{name}: must be in {interval}, got {value!r}")
+    return float(value)
+
+
+def check_fraction(value, name: str) -> float:
+    """A share of the fit, in [0, 1]."""
+    return check_number(value, name, 0.0, 1.0, closed=(True, True))
+
+
+def check_start_epoch(start_epoch, n_epoch: int) -> int:
+    if isinstance(start_epoch, bool) or not isinstance(start_epoch, numbers.Integral) or not 0 <= start_epoch < n_epoch:
+        raise ValueError(f"start_epoch: must be an integer in [0, {n_epoch}), got {start_epoch!r}")
+    return int(start_epoch)
+
+
+def check_clr(value, name: str) -> tuple[float, float, tuple[float, float] | None]:
+    """`use_clr=(div, cut_div[, max_mom, min_mom])` or `use_clr_beta=(div, pct[, ...])` -> (div, x, moms)."""
+    shape = "(div, cut_div)" if name == "use_clr" else "(div, pct)"
+    if not isinstance(value, (tuple, list)) or len(value) not in (2, 4):
+        raise ValueError(f"{name}: expected {shape} or {shape[:-1]}, max_mom, min_mom), got {value!r}")
+    div = check_number(value[0], f"{name} div", 0.0)
+    if name == "use_clr":
+        second = check_number(value[1], f"{name} cut_div", 1.0, closed=(True, False))
+    else:
+        second = check_number(value[1], f"{name} pct", 0.0, 100.0, closed=(True, False))
+    moms = check_moms(tuple(value[2:]), 2, f"{name} momenta") if len(value) == 4 else None
+    return div, second, moms
+
+
+CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
+
+
+def check_cyclic(lrs, base_lr, step_size, n_cycles, mode, gamma):
+    """`fit_cyclic`'s arguments -> (base_lrs, step_size, n_cycles, gamma); `base_lr` defaults to lr_max/4."""
+    base = [lr / 4 for lr in lrs] if base_lr is None else spread(base_lr, len(lrs), "base_lr")
+    if any(b > m for b, m in zip(base, lrs, strict=True)):
+        raise ValueError(f"base_lr: must be <= lr_max in every group, got {base} vs {lrs}")
+    if step_size is not None and n_cycles is not None:
+        raise ValueError("step_size/n_cycles: give at most one (iterations per half cycle, or cycles)")
+    step_size = None if step_size is None else check_number(step_size, "step_size", 0.0)
+    n_cycles = None if n_cycles is None else check_number(n_cycles, "n_cycles", 0.0)
+    if step_size is None and n_cycles is None:
+        n_cycles = 1.0
+    if mode not in CYCLIC_MODES:
+        raise ValueError(f"mode: must be one of {', '.join(CYCLIC_MODES)}, got {mode!r}")
+    return base, step_size, n_cycles, check_number(gamma, "gamma", 0.0, 1.0, closed=(False, True))
+
+
+def check_cbs(cbs, name: str = "cbs") -> list:
+    """A list (or tuple) of callback instances; None is no callbacks."""
+    if cbs is None:
+        return []
+    if not isinstance(cbs, (list, tuple)):
+        raise TypeError(f"{name}: expected a list of callbacks, got {type(cbs).__name__}; write {name}=[...]")
+    return list(cbs)
+
+
+def spread(value, n_groups: int, name: str = "lr") -> list[float]:
+    """One value per layer group from a float, `slice(hi)`, `slice(lo, hi)` or a per-group sequence.
+
+    `slice(hi)`: the last group gets `hi`, the others `hi/10`. `slice(lo, hi)`: geometric from `lo` on the
+    first group to `hi` on the last, `lo * (hi/lo) ** (g/(n-1))`. Every value must be finite and > 0.
+
+    >>> spread(slice(1e-4, 1e-2), 3)
+    [0.0001, 0.001, 0.01]
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected a float, slice or sequence of floats, got {value!r}")
+    if isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 1:
+        value = value.tolist()  # fastai 0.7 notebooks pass `np.array([lr / 100, lr / 10, lr])`
+    if isinstance(value, numbers.Real):  # also numpy scalars
+        values = [float(value)] * n_groups
+    elif isinstance(value, slice):
+        if value.step is not None:
+            raise ValueError(f"{name}: a slice takes (hi) or (lo, hi), not a step; got {value}")
+        if value.start is None:
+            _check_positive(value.stop, name)
+            values = [value.stop / 10] * (n_groups - 1) + [float(value.stop)]
+        else:
+            lo, hi = _check_positive(value.start, name), _check_positive(value.stop, name)
+            if n_groups == 1:
+                values = [float(hi)]
+            else:
+                values = [lo * (hi / lo) ** (g / (n_groups - 1)) for g in range(n_groups)]
+                values[-1] = float(hi)
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != n_groups:
+            raise ValueError(
+                f"{name}: a sequence needs one value per layer group ({n_groups}), got {len(value)} values"
+            )
+        values = [_check_positive(v, name) for v in value]  # strings and bools are not lrs
+    else:
+        raise TypeError(f"{name}: expected a float, slice or sequence of floats, got {type(value).__name__}")
+    for v in values:
+        _check_positive(v, name)
+    return values
+
+
+def spread_wd(wd, n_groups: int) -> list[float]:
+    """Weight decay per group: like `spread`, but 0 is allowed."""
+    if isinstance(wd, (np.ndarray, torch.Tensor)) and wd.ndim == 1:
+        wd = wd.tolist()
+    values = [wd] * n_groups if isinstance(wd, numbers.Real) and not isinstance(wd, (bool, np.bool_)) else None
+    if values is None:
+        if isinstance(wd, slice) or not hasattr(wd, "__len__"):
+            return spread(wd, n_groups, "wd")
+        if len(wd) != n_groups:
+            raise ValueError(f"wd: a sequence needs one value per layer group ({n_groups}), got {len(wd)}")
+        values = list(wd)
+    for v in values:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"wd: every value must be finite and >= 0, got {wd!r}")
+    return [float(v) for v in values]
+
+
+def _check_positive(v, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name}: values must be numbers, got {v!r}")
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name}: every value must be finite and > 0, got {v!r}")
+    return float(v)

@@ -1,82 +1,10 @@
-"""Layer groups: splitting a model into groups, freezing the early ones, spreading an lr over them."""
+"""Layer groups: splitting a model into groups and freezing the early ones (lrs are spread in `checks.spread`)."""
 
 from __future__ import annotations
 
-import math
-import numbers
-from collections.abc import Sequence
-
-import numpy as np
-import torch
 from torch import nn
 
 _BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
-
-
-def spread(value, n_groups: int, name: str = "lr") -> list[float]:
-    """One value per layer group from a float, `slice(hi)`, `slice(lo, hi)` or a per-group sequence.
-
-    `slice(hi)`: the last group gets `hi`, the others `hi/10`. `slice(lo, hi)`: geometric from `lo` on the
-    first group to `hi` on the last, `lo * (hi/lo) ** (g/(n-1))`. Every value must be finite and > 0.
-
-    >>> spread(slice(1e-4, 1e-2), 3)
-    [0.0001, 0.001, 0.01]
-    """
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected a float, slice or sequence of floats, got {value!r}")
-    if isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 1:
-        value = value.tolist()  # fastai 0.7 notebooks pass `np.array([lr / 100, lr / 10, lr])`
-    if isinstance(value, numbers.Real):  # also numpy scalars
-        values = [float(value)] * n_groups
-    elif isinstance(value, slice):
-        if value.step is not None:
-            raise ValueError(f"{name}: a slice takes (hi) or (lo, hi), not a step; got {value}")
-        if value.start is None:
-            _check_positive(value.stop, name)
-            values = [value.stop / 10] * (n_groups - 1) + [float(value.stop)]
-        else:
-            lo, hi = _check_positive(value.start, name), _check_positive(value.stop, name)
-            if n_groups == 1:
-                values = [float(hi)]
-            else:
-                values = [lo * (hi / lo) ** (g / (n_groups - 1)) for g in range(n_groups)]
-                values[-1] = float(hi)
-    elif isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) != n_groups:
-            raise ValueError(
-                f"{name}: a sequence needs one value per layer group ({n_groups}), got {len(value)} values"
-            )
-        values = [_check_positive(v, name) for v in value]  # strings and bools are not lrs
-    else:
-        raise TypeError(f"{name}: expected a float, slice or sequence of floats, got {type(value).__name__}")
-    for v in values:
-        _check_positive(v, name)
-    return values
-
-
-def spread_wd(wd, n_groups: int) -> list[float]:
-    """Weight decay per group: like `spread`, but 0 is allowed."""
-    if isinstance(wd, (np.ndarray, torch.Tensor)) and wd.ndim == 1:
-        wd = wd.tolist()
-    values = [wd] * n_groups if isinstance(wd, numbers.Real) and not isinstance(wd, (bool, np.bool_)) else None
-    if values is None:
-        if isinstance(wd, slice) or not hasattr(wd, "__len__"):
-            return spread(wd, n_groups, "wd")
-        if len(wd) != n_groups:
-            raise ValueError(f"wd: a sequence needs one value per layer group ({n_groups}), got {len(wd)}")
-        values = list(wd)
-    for v in values:
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"wd: every value must be finite and >= 0, got {wd!r}")
-    return [float(v) for v in values]
-
-
-def _check_positive(v, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name}: values must be numbers, got {v!r}")
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name}: every value must be finite and > 0, got {v!r}")
-    return float(v)
 
 
 def single_group(model: nn.Module) -> list[list[nn.Parameter]]:
@@ -158,6 +86,11 @@ def freeze_groups(groups, n: int, train_bn: bool, bn_ids: set[int]) -> None:
     as in fastai (put those layers in eval mode yourself to fix them).
     """
     n_groups = len(groups)
+    if n_groups == 1 and n != 0:
+        raise ValueError(
+            "freeze_to: this model has a single layer group, so there is nothing to freeze apart from "
+            "everything; pass a splitter to Learner(splitter=...) to split it into groups"
+        )
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"freeze_to: n must be an integer layer-group index, got {n!r}")
     if not -n_groups <= n <= n_groups:
@@ -170,16 +103,3 @@ def freeze_groups(groups, n: int, train_bn: bool, bn_ids: set[int]) -> None:
             p.requires_grad_(trainable)
             if not trainable:
                 p.grad = None  # optimizers skip params without a grad: no step, no weight decay, state kept
-
-
-def requires_grad_state(model: nn.Module) -> list[bool]:
-    return [p.requires_grad for p in model.parameters()]
-
-
-def restore_requires_grad(model: nn.Module, state: list[bool]) -> None:
-    for p, flag in zip(model.parameters(), state, strict=True):
-        p.requires_grad_(flag)
-
-
-def frozen_params(groups) -> list[torch.Tensor]:
-    return [p for g in groups for p in g if not p.requires_grad]

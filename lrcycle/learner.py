@@ -1,16 +1,21 @@
-"""The Learner: owns model, optimizer, data and counters, runs the loop and fires the events."""
+"""The Learner: owns model, optimizer, data and counters, runs the loop and fires the events.
+
+Its entry points are short and parallel: each fit form checks its arguments and builds a schedule
+(`plans.py`), then runs the loop with the one callback that applies it; `lr_find` hands over to
+`range_test.py`. Argument checks live in `checks.py`, saving in `checkpoint.py`.
+"""
 
 from __future__ import annotations
 
-import contextlib
 from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from . import distributed
+from . import checkpoint, distributed, plans, plots
 from .callback import (
+    CallbackList,
     CancelBatchException,
     CancelEpochException,
     CancelFitException,
@@ -18,16 +23,25 @@ from .callback import (
     CancelTrainException,
     CancelValidException,
     check_callback,
-    hook_table,
 )
-from .callbacks import lr_finder, schedulers, tracking
+from .callbacks import tracking
+from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
-from .checks import check_moms, check_positive_int
-from .distributed import is_main_process, unwrap
+from .checks import (
+    check_cbs,
+    check_learner_args,
+    check_moms,
+    check_positive_int,
+    check_start_epoch,
+    check_train_loader,
+    spread,
+    spread_wd,
+)
 from .hyper import set_lrs, set_wds
 from .interrupt import InterruptAfterStep
-from .layers import bn_param_ids, check_groups, freeze_groups, single_group, spread, spread_wd
-from .preview import preview as preview_schedule
+from .layers import bn_param_ids, check_groups, freeze_groups, single_group
+from .preview import current_momentum, schedule_df
+from .range_test import run_range_test
 from .recorder import Recorder
 
 
@@ -69,13 +83,7 @@ class Learner:
         path=".",
         model_dir="models",
     ):
-        if not hasattr(dls, "train"):
-            raise TypeError("dls: expected a DataLoaders(train, valid), got " + type(dls).__name__)
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model: expected a torch nn.Module, got {type(model).__name__}")
-        loss_func = loss_func if loss_func is not None else getattr(dls, "loss_func", None)
-        if loss_func is None:
-            raise ValueError("loss_func: none given and the DataLoaders carries none; pass loss_func=...")
+        loss_func = check_learner_args(dls, model, loss_func)
         self.dls, self.loss_func, self.opt_func = dls, loss_func, opt_func
         self.splitter = splitter if splitter is not None else single_group
         self.layer_groups = check_groups(self.splitter(model), model)
@@ -84,85 +92,62 @@ class Learner:
         if wd is not None:
             spread_wd(wd, len(self.layer_groups))
         self.moms = check_moms(moms, 3)
+        cbs = check_cbs(cbs)
         # moved only once every argument checked out (Module.to keeps the same Parameter objects)
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device)
         self.metrics = list(metrics)
         self.path, self.model_dir = Path(path), model_dir
         self.opt = None
-        self.recorder = Recorder()
-        self.sched = self.recorder  # the name fastai 0.7 notebooks use
+        self.recorder = self.sched = Recorder()  # `sched`: the name fastai 0.7 notebooks use
         self.progress = ProgressCallback() if progress else None
-        self.cbs = []
-        self.add_cbs([self.recorder] + ([self.progress] if progress else []) + list(cbs or []))
-        self._reset_state()
-
-    def _reset_state(self) -> None:
+        self.callbacks = CallbackList()
+        self.add_cbs([self.recorder] + ([self.progress] if progress else []) + cbs)
         self.xb = self.yb = self.pred = self.loss = None
-        self.epoch, self.n_epoch, self.iter, self.n_iter = 0, 0, 0, 0
-        self.train_iter, self.total_iter = 0, 0
+        self.epoch, self.n_epoch, self.iter, self.n_iter, self.train_iter, self.total_iter = 0, 0, 0, 0, 0, 0
         self.cycle_ends: list[int] = []
         self.training, self.stepped, self.validated_this_epoch = False, False, False
 
     # ---- callbacks -----------------------------------------------------------------------------------
+    @property
+    def cbs(self) -> list:
+        return self.callbacks.items
+
     def add_cbs(self, cbs) -> None:
-        cbs = list(cbs)
-        for cb in cbs:
-            check_callback(cb)
-        self.cbs.extend(cbs)
-        self._hooks = hook_table(self.cbs)
+        self.callbacks.add(cbs)
 
     def remove_cbs(self, cbs) -> None:
-        for cb in cbs:
-            self.cbs.remove(cb)
-        self._hooks = hook_table(self.cbs)
+        self.callbacks.remove(cbs)
 
-    @contextlib.contextmanager
     def added_cbs(self, cbs):
-        """Callbacks that take part only inside this block (one the learner already has is not added twice)."""
-        cbs = [cb for cb in (cbs or []) if cb not in self.cbs]
-        self.add_cbs(cbs)
-        try:
-            yield
-        finally:
-            self.remove_cbs(cbs)
+        """Callbacks that take part only inside this `with` block."""
+        return self.callbacks.added(cbs)
 
-    @contextlib.contextmanager
     def removed_cbs(self, cbs):
-        """These callbacks sit out this block, and come back after it."""
-        cbs, before = list(cbs), list(self.cbs)
-        self.remove_cbs(cbs)
-        try:
-            yield
-        finally:
-            # back in their old places, so the callback list reads as it did (ties in order keep list order)
-            added = [cb for cb in self.cbs if cb not in before]
-            self.cbs = [cb for cb in before if cb in cbs or cb in self.cbs] + added
-            self._hooks = hook_table(self.cbs)
+        """These callbacks sit out this `with` block, and come back after it in their old places."""
+        return self.callbacks.removed(cbs)
 
     def no_bar(self):
-        """Turn the progress bar off inside this block."""
+        """Turn the progress bar off inside this `with` block."""
         return self.removed_cbs([cb for cb in self.cbs if isinstance(cb, ProgressCallback)])
 
     def _fire(self, event: str) -> None:
-        for hook in self._hooks[event]:
+        for hook in self.callbacks.hooks[event]:
             hook(self)
 
     def _with_events(self, body, stage: str, cancel: type[Exception]) -> None:
         """`before_<stage>`, the body, then `after_<stage>`; the stage's cancel exception skips to the end.
-
-        On the per-batch path, so hooks are looped over here rather than through `_fire` (one call fewer
-        each); `self._hooks` is read at each event, as callbacks may be added or removed by a hook.
-        """
+        Hooks are looped over here, on the per-batch path; the table is read at each event, as a hook may
+        add or remove callbacks."""
         before, cancelled, after = _STAGE_EVENTS[stage]
         try:
-            for hook in self._hooks[before]:
+            for hook in self.callbacks.hooks[before]:
                 hook(self)
             body()
         except cancel:
-            for hook in self._hooks[cancelled]:
+            for hook in self.callbacks.hooks[cancelled]:
                 hook(self)
-        for hook in self._hooks[after]:
+        for hook in self.callbacks.hooks[after]:
             hook(self)
 
     # ---- optimizer and layer groups ------------------------------------------------------------------
@@ -181,70 +166,38 @@ class Learner:
 
     def freeze_to(self, n: int) -> None:
         """Groups before `n` stop training (BatchNorm parameters stay trainable when `train_bn`)."""
-        if self.n_groups == 1 and n != 0:
-            raise ValueError(
-                "freeze_to: this model has a single layer group, so there is nothing to freeze apart from "
-                "everything; pass a splitter to Learner(splitter=...) to split it into groups"
-            )
         freeze_groups(self.layer_groups, n, self.train_bn, bn_param_ids(self.model))
 
     def freeze(self) -> None:
-        """Train only the last layer group."""
         self.freeze_to(-1)
 
     def unfreeze(self) -> None:
-        """Train every layer group."""
         self.freeze_to(0)
 
-    # ---- fitting ---------------------------------------------------------------------------------------
+    # ---- the loop --------------------------------------------------------------------------------------
     @property
     def pct_train(self) -> float:
         return self.train_iter / self.total_iter if self.total_iter else 0.0
 
     def steps_per_epoch(self, cbs=()) -> int:
-        """Optimizer steps an epoch will take: one per batch, unless a callback of the learner's or of the call
+        """Optimizer steps an epoch takes: one per batch, unless a callback of the learner's or of the call
         (gradient accumulation) says otherwise through a `steps_per_epoch(n_batches)` method."""
-        steps = self._check_data()
+        steps = check_train_loader(self.dls.train)
         for cb in [*self.cbs, *(cbs or [])]:
             if hasattr(cb, "steps_per_epoch"):
                 steps = cb.steps_per_epoch(steps)
         return steps
 
-    def _check_data(self) -> int:
-        try:
-            n_iter = len(self.dls.train)
-        except TypeError:
-            raise TypeError("dls.train: must be a sized iterable of (x, y) batches (len() is needed)") from None
-        if n_iter == 0:
-            raise ValueError("dls.train: the training data loader is empty (0 batches)")
-        return n_iter
-
-    def _prepare(self, lr, wd, cbs=()) -> list[float]:
-        """Check lr, wd and the call's callbacks, then build the optimizer if needed; nothing is trained
-        or changed on bad input."""
-        self._check_data()
-        for cb in cbs:
-            check_callback(cb)
-        lrs = spread(self.lr if lr is None else lr, self.n_groups, "lr")
-        wds = None if wd is None else spread_wd(wd, self.n_groups)
-        if self.opt is None:
-            self.create_opt()
-        set_lrs(self.opt, lrs)
-        if wds is not None:
-            set_wds(self.opt, wds)
-        return lrs
-
     def fit_epochs(self, n_epoch: int, cbs=(), start_epoch: int = 0, with_valid: bool = True, cycle_ends=None) -> None:
-        """Run the loop for `n_epoch` epochs with extra callbacks: every fit method comes down to this.
+        """Run the loop for `n_epoch` epochs with extra callbacks: every fit form comes down to this.
 
-        `start_epoch` resumes a fit in its middle: epochs and `train_iter` count from there, so a
-        schedule computed from `train_iter` picks up where it left off. `cycle_ends` (epoch counts after
-        which each cycle of the fit's plan ends; none by default, as in a range test) is kept as
-        `learn.cycle_ends` for the callbacks that act at cycle ends (snapshots, weight averaging).
+        `start_epoch` resumes a fit in its middle: epochs and `train_iter` count from there, so a schedule
+        read at `train_iter` picks up where it left off. `cycle_ends` (epoch counts after which the plan's
+        cycles end) is kept as `learn.cycle_ends` for the callbacks that act there (snapshots, averaging).
         """
-        n_iter = self._check_data()
+        n_iter = check_train_loader(self.dls.train)
         check_positive_int(n_epoch, "n_epoch")
-        _check_start_epoch(start_epoch, n_epoch)
+        check_start_epoch(start_epoch, n_epoch)
         if self.opt is None:
             self.create_opt()
         self.n_epoch, self.n_iter, self.start_epoch = n_epoch, n_iter, start_epoch
@@ -255,20 +208,8 @@ class Learner:
             try:
                 self._with_events(self._do_fit, "fit", CancelFitException)
             finally:
-                self._cleanup()
+                self.callbacks.run_all("cleanup_fit", self)
                 self.xb = self.yb = self.pred = self.loss = None  # free the last batch's graph
-
-    def _cleanup(self) -> None:
-        """Every `cleanup_fit` hook runs, even when one before it raises: each may have state to put back.
-        The first error is raised once all have run."""
-        errors = []
-        for hook in self._hooks["cleanup_fit"]:
-            try:
-                hook(self)
-            except Exception as error:
-                errors.append(error)
-        if errors:
-            raise errors[0]
 
     def _do_fit(self) -> None:
         for epoch in range(self.start_epoch, self.n_epoch):
@@ -330,101 +271,77 @@ class Learner:
         self.loss = self.loss_func(self.pred, self.yb)
         self._fire("after_loss")
 
-    def fit(
-        self,
-        lr=None,
-        n_cycle: int = 1,
-        cycle_len=None,
-        cycle_mult=1,
-        use_clr=None,
-        use_clr_beta=None,
-        wd=None,
-        cbs=None,
-        cycle_save_name=None,
-        best_save_name=None,
-        start_epoch: int = 0,
-    ) -> None:
-        """Train with fastai 0.7 semantics: `n_cycle` epochs at constant `lr`, or, with `cycle_len`, `n_cycle`
-        cycles of SGDR cosine restarts (`use_clr=(div, cut_div)` or `use_clr_beta=(div, pct)` for the
-        triangular shapes); cycle c lasts `cycle_len * cycle_mult**c` epochs."""
-        lrs = spread(self.lr if lr is None else lr, self.n_groups, "lr")
-        plan = schedulers.fit_plan(lrs, n_cycle, cycle_len, cycle_mult, use_clr, use_clr_beta)
-        self._run_plan(plan, lrs, wd, cbs, cycle_save_name, best_save_name, start_epoch)
+    # ---- entry points: arguments, then schedule, then the loop ---------------------------------------
+    def fit(self, lr=None, n_cycle=1, cycle_len=None, cycle_mult=1, use_clr=None, use_clr_beta=None, **kwargs):
+        """fastai 0.7 `fit`: `n_cycle` epochs at constant `lr`, or with `cycle_len`, `n_cycle` cycles of SGDR
+        (0.7's warm-up at lr/100 first), `use_clr=(div, cut_div)` or `use_clr_beta=(div, pct)`; cycle c lasts
+        `cycle_len * cycle_mult**c` epochs. `kwargs`, for every fit form: `wd, cbs, cycle_save_name,
+        best_save_name, start_epoch`."""
+        self._fit(plans.fit, (lr, n_cycle, cycle_len, cycle_mult, use_clr, use_clr_beta), **kwargs)
 
-    def fit_one_cycle(
-        self,
-        n_epoch: int,
-        lr_max=None,
-        div: float = 25.0,
-        div_final: float = 1e5,
-        pct_start: float = 0.25,
-        moms=None,
-        wd=None,
-        cbs=None,
-        cycle_save_name=None,
-        best_save_name=None,
-        start_epoch: int = 0,
-    ) -> None:
-        """One cycle (fastai v2): lr warms from lr_max/div to lr_max by cosine over `pct_start` of the
-        iterations, then anneals to lr_max/div_final; momentum moves inversely, through `moms`."""
-        lrs = spread(self.lr if lr_max is None else lr_max, self.n_groups, "lr_max")
-        moms = check_moms(self.moms if moms is None else moms, 3)
-        plan = schedulers.one_cycle_plan(n_epoch, lrs, div, div_final, pct_start, moms)
-        self._run_plan(plan, lrs, wd, cbs, cycle_save_name, best_save_name, start_epoch)
+    def fit_one_cycle(self, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25, moms=None, **kwargs):
+        """One cycle (fastai v2): cosine warm-up from lr_max/div to lr_max over `pct_start`, then cosine down to
+        lr_max/div_final; momentum through `moms` the other way."""
+        self._fit(plans.fit_one_cycle, (n_epoch, lr_max, div, div_final, pct_start, moms), **kwargs)
 
     def fit_cyclic(
         self,
-        n_epoch: int,
+        n_epoch,
         lr_max,
         base_lr=None,
         step_size=None,
         n_cycles=None,
-        mode: str = "triangular",
-        gamma: float = 1.0,
+        mode="triangular",
+        gamma=1.0,
         moms=None,
-        wd=None,
-        cbs=None,
-        cycle_save_name=None,
-        best_save_name=None,
-        start_epoch: int = 0,
-    ) -> None:
-        """Smith's cyclical learning rates: triangular waves between `base_lr` (default lr_max/4) and
-        `lr_max`, `step_size` iterations per half cycle or `n_cycles` cycles over the fit."""
-        lrs = spread(lr_max, self.n_groups, "lr_max")
-        plan = schedulers.cyclic_plan(
-            n_epoch, self.steps_per_epoch(cbs), lrs, base_lr, step_size, n_cycles, mode, gamma, moms, self.n_groups
-        )
-        self._run_plan(plan, lrs, wd, cbs, cycle_save_name, best_save_name, start_epoch)
+        **kwargs,
+    ):
+        """Smith's cyclical lrs: triangle waves between `base_lr` (default lr_max/4) and `lr_max`, `step_size`
+        iterations per half cycle or `n_cycles` cycles over the fit."""
+        self._fit(plans.fit_cyclic, (n_epoch, lr_max, base_lr, step_size, n_cycles, mode, gamma, moms), **kwargs)
 
-    def _run_plan(self, plan, lrs, wd, cbs, cycle_save_name, best_save_name, start_epoch) -> None:
-        """What every fit method ends with: saving callbacks, every check, the optimizer, then the loop."""
-        _check_start_epoch(start_epoch, plan.n_epoch)
+    def fit_flat_cos(self, n_epoch, lr=None, div_final=1e5, pct_start=0.75, **kwargs):
+        """fastai v2 `fit_flat_cos`: flat at `lr` for `pct_start` of the fit, then cosine down to lr/div_final."""
+        self._fit(plans.fit_flat_cos, (n_epoch, lr, div_final, pct_start), **kwargs)
+
+    def plan_defaults(self, cbs=None) -> plans.PlanDefaults:
+        """What a plan reads from the learner: group count, default lr and momenta, steps an epoch."""
+        return plans.PlanDefaults(self.n_groups, self.lr, self.moms, self.steps_per_epoch(check_cbs(cbs)))
+
+    def _fit(self, plan, args, wd=None, cbs=None, cycle_save_name=None, best_save_name=None, start_epoch=0) -> None:
+        """What every fit form does: its plan's schedule, every check, the optimizer, then the loop."""
+        schedule = plan(self.plan_defaults(cbs), *args)
+        check_start_epoch(start_epoch, schedule.n_epoch)
         if best_save_name is not None and self.dls.valid is None:
             raise ValueError("best_save_name: keeping the best model needs validation data (DataLoaders.valid)")
-        cbs = plan.cbs + tracking.save_callbacks(cycle_save_name, best_save_name, plan.cycle_ends) + list(cbs or [])
-        self._prepare(lrs, wd, cbs)
-        self.fit_epochs(plan.n_epoch, cbs, start_epoch, cycle_ends=plan.cycle_ends)
+        saving = tracking.save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends)
+        cbs = [ParamScheduler(schedule), *saving, *check_cbs(cbs)]
+        for cb in cbs:
+            check_callback(cb)
+        wds = None if wd is None else spread_wd(wd, self.n_groups)
+        if self.opt is None:
+            self.create_opt()
+        set_lrs(self.opt, schedule.lrs)
+        if wds is not None:
+            set_wds(self.opt, wds)
+        self.fit_epochs(schedule.n_epoch, cbs, start_epoch, cycle_ends=schedule.cycle_ends)
 
     def lr_find(
-        self,
-        start_lr=1e-7,
-        end_lr=10,
-        num_it: int = 100,
-        stop_div: bool = True,
-        linear: bool = False,
-        suggest_funcs=None,
-        show_plot: bool = False,
+        self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, linear=False, suggest_funcs=None, show_plot=False
     ):
         """The learning-rate range test; the model, optimizer and RNGs are put back exactly afterwards.
-
-        Returns a named tuple of suggested learning rates, one field per suggestion function."""
-        return lr_finder.lr_find(self, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs, show_plot)
+        Returns the suggestions (by name or index, default first) with the curve (`.plot()`, `.df()`)."""
+        return run_range_test(self, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs, show_plot)
 
     def preview(self, method, *args, plot: bool = False, **kwargs):
-        """The lr and momentum per iteration that `method` ("fit", "fit_one_cycle" or "fit_cyclic") called
-        with these arguments would set, as a DataFrame like `recorder.iter_df()`; nothing is trained or
-        changed. `plot=True` draws it too."""
-        return preview_schedule(self, method, *args, plot=plot, **kwargs)
+        """The lr and momentum per step that `learn.<method>(*args, **kwargs)` would set, as a DataFrame like
+        `recorder.iter_df()` (and a plot): the schedule the fit would build, evaluated; nothing is touched."""
+        schedule, fit_args = plans.plan_call(self.plan_defaults(kwargs.get("cbs")), method, args, kwargs)
+        start_epoch = check_start_epoch(fit_args.get("start_epoch", 0), schedule.n_epoch)
+        df = schedule_df(schedule, current_momentum(self), start_epoch)
+        if plot:
+            plots.plot_schedule(df)
+        return df
 
     def distrib_ctx(self):
         """Under torchrun, train data-parallel inside this `with` block; outside torchrun it does nothing."""
@@ -467,30 +384,13 @@ class Learner:
 
     # ---- saving ------------------------------------------------------------------------------------------
     def model_path(self, name: str) -> Path:
-        return self.path / self.model_dir / f"{name}.pth"
+        return checkpoint.model_path(self, name)
 
     def save(self, name: str, with_opt: bool = True) -> Path:
         """Write model (and optimizer) state to `path/model_dir/<name>.pth`; only rank 0 writes."""
-        file = self.model_path(name)
-        if is_main_process():
-            file.parent.mkdir(parents=True, exist_ok=True)
-            state = {"model": unwrap(self.model).state_dict()}
-            if with_opt and self.opt is not None:
-                state["opt"] = self.opt.state_dict()
-            torch.save(state, file)
-        return file
+        return checkpoint.save(self, name, with_opt)
 
     def load(self, name: str, with_opt: bool = True, strict: bool = True) -> Learner:
         """Read what `save` wrote (`weights_only=True`: no code in the file is run)."""
-        state = torch.load(self.model_path(name), map_location=self.device, weights_only=True)
-        unwrap(self.model).load_state_dict(state["model"], strict=strict)
-        if with_opt and "opt" in state:
-            if self.opt is None:
-                self.create_opt()
-            self.opt.load_state_dict(state["opt"])
+        checkpoint.load(self, name, with_opt, strict)
         return self
-
-
-def _check_start_epoch(start_epoch, n_epoch: int) -> None:
-    if isinstance(start_epoch, bool) or not isinstance(start_epoch, int) or not 0 <= start_epoch < n_epoch:
-        raise ValueError(f"start_epoch: must be an integer in [0, {n_epoch}), got {start_epoch!r}")

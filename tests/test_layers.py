@@ -10,13 +10,8 @@ from conftest import make_dls, make_mlp
 from torch import nn
 
 from lrcycle import Learner, digits_cnn
-from lrcycle.layers import (
-    check_groups,
-    resnet_splitter,
-    sequential_head_splitter,
-    sequential_splitter,
-    spread,
-)
+from lrcycle.checks import spread
+from lrcycle.layers import check_groups, resnet_splitter, sequential_head_splitter, sequential_splitter
 
 
 def ids(params):

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lrcycle import schedules
-from lrcycle.callbacks.schedulers import cyclic_cycle_ends, fit_plan, one_cycle_plan
+from lrcycle import plans, schedules
+from lrcycle.schedules import cyclic_cycle_ends
 
 EPS = 1e-12
 lrs = st.floats(1e-6, 10.0)
@@ -45,12 +45,53 @@ def test_cycle_bounds_double_with_cycle_mult():
     assert schedules.locate_cycle(14, [0, 5, 15, 35]) == (1, 9, 10)
 
 
-def test_fit_plan_counts_epochs_and_cycle_ends():
-    plan = fit_plan([0.1], 3, 1, 2, None, None)
-    assert plan.n_epoch == 7 and plan.cycle_ends == [1, 3, 7]
-    assert fit_plan([0.1], 2, 3, 1, (10, 10), None).cycle_ends == [3, 6]
-    assert fit_plan([0.1], 4, None, 1, None, None).cycle_ends == [1, 2, 3, 4]
-    assert one_cycle_plan(5, [0.1], 25, 1e5, 0.25, None).cycle_ends == [5]
+def test_fit_plans_count_epochs_steps_and_cycle_ends():
+    d = plans.PlanDefaults(n_groups=1, lr=0.1, moms=(0.95, 0.85, 0.95), steps_per_epoch=5)
+    sgdr = plans.fit(d, 0.1, 3, cycle_len=1, cycle_mult=2)
+    assert (sgdr.n_epoch, sgdr.n_steps, sgdr.cycle_ends) == (7, 35, [1, 3, 7])
+    assert plans.fit(d, 0.1, 2, cycle_len=3, use_clr=(10, 10)).cycle_ends == [3, 6]
+    assert plans.fit(d, 0.1, 4).cycle_ends == [1, 2, 3, 4]
+    assert plans.fit_one_cycle(d, 5).cycle_ends == [5]
+    assert plans.fit_flat_cos(d, 2).n_steps == 10
+
+
+SPECS = {
+    "constant": lambda: schedules.constant_schedule([0.1, 0.2], 2, 5),
+    "sgdr": lambda: schedules.sgdr_schedule([0.1], 2, 1, 2, 5),
+    "clr": lambda: schedules.clr_schedule([0.1], 2, 1, 1, 32.0, 5.0, (0.95, 0.85), 5),
+    "clr_beta": lambda: schedules.clr_beta_schedule([0.1], 1, 2, 1, 10.0, 13.68, None, 5),
+    "one_cycle": lambda: schedules.one_cycle_schedule([0.01, 0.1], 3, 25.0, 1e5, 0.3, (0.95, 0.85, 0.95), 4),
+    "cyclic": lambda: schedules.cyclic_schedule([0.1], 3, [0.02], None, 2.5, "exp_range", 0.99, (0.9, 0.8), 4),
+    "flat_cos": lambda: schedules.flat_cos_schedule([0.1], 4, 1e5, 0.75, 3),
+    "sweep": lambda: schedules.sweep_schedule([1e-7, 1e-6], [1.0, 10.0], 30, 7),
+}
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_a_schedule_is_rebuilt_from_its_plain_spec(name):
+    schedule = SPECS[name]()
+    again = schedules.build(schedule.spec)
+    assert again.spec == schedule.spec and again.n_steps == schedule.n_steps
+    assert again.cycle_ends == schedule.cycle_ends and again.lrs == schedule.lrs
+    assert [again(i) for i in range(schedule.n_steps)] == [schedule(i) for i in range(schedule.n_steps)]
+    assert all(isinstance(v, (str, int, float, bool, list, type(None))) for v in schedule.spec.values())
+
+
+def test_build_rejects_an_unknown_builder():
+    with pytest.raises(ValueError, match="spec"):
+        schedules.build({"builder": "sawtooth"})
+
+
+def test_flat_cos_is_flat_then_a_cosine_to_lr_over_div_final():
+    lr, div_final, pct, n_epoch, steps = 0.1, 100.0, 0.75, 4, 5
+    schedule = schedules.flat_cos_schedule([lr], n_epoch, div_final, pct, steps)
+    total = n_epoch * steps
+    for i in range(total):
+        pos = i / total
+        t = (pos - pct) / (1 - pct)
+        expected = lr if pos < pct else lr / div_final + (lr - lr / div_final) / 2 * (1 + math.cos(math.pi * t))
+        assert schedule(i)[0] == [pytest.approx(expected, rel=1e-12)]
+        assert schedule(i)[1] is None
 
 
 def test_cyclic_cycle_ends_are_epochs_where_a_cycle_completes():

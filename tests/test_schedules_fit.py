@@ -11,9 +11,9 @@ import torch
 from conftest import make_dls, make_mlp
 from torch.optim import lr_scheduler
 
-from lrcycle import Callback, Learner, sequential_splitter
+from lrcycle import Callback, Learner, schedules, sequential_splitter
+from lrcycle.checks import spread
 from lrcycle.hyper import get_lrs, get_moms
-from lrcycle.layers import spread
 
 OPTS = {
     "sgd": partial(torch.optim.SGD, momentum=0.9),
@@ -93,16 +93,70 @@ def test_fit_cyclic_equals_torch_cyclic_lr(opt, n_groups, mode, gamma, cycles):
 @every_opt
 @both
 @pytest.mark.parametrize("n_cycle, cycle_len, cycle_mult", [(3, 1, 2), (2, 2, 1)])
-def test_sgdr_equals_torch_cosine_annealing_warm_restarts(opt, n_groups, n_cycle, cycle_len, cycle_mult):
-    learn, spy = make_learner(opt, n_groups), StepSpy()
-    learn.fit(LR, n_cycle, cycle_len=cycle_len, cycle_mult=cycle_mult, cbs=[spy])
+def test_sgdr_builder_without_warmup_equals_torch_cosine_annealing_warm_restarts(
+    opt, n_groups, n_cycle, cycle_len, cycle_mult
+):
+    lrs = spread(LR, n_groups)
+    schedule = schedules.sgdr_schedule(lrs, n_cycle, cycle_len, cycle_mult, N_ITER, warmup=False)
     ref = dummy_opt(opt, n_groups)
-    for group, lr in zip(ref.param_groups, spread(LR, n_groups), strict=True):
+    for group, lr in zip(ref.param_groups, lrs, strict=True):
         group["lr"] = lr
     sched = lr_scheduler.CosineAnnealingWarmRestarts(ref, T_0=cycle_len * N_ITER, T_mult=cycle_mult, eta_min=0)
-    lrs, moms = drive(sched, ref, len(spy.lrs))
-    close(spy.lrs, lrs)
-    close(spy.moms, moms)  # SGDR leaves momentum alone
+    expected, _ = drive(sched, ref, schedule.n_steps)
+    close([schedule(i)[0] for i in range(schedule.n_steps)], expected)
+    assert all(schedule(i)[1] is None for i in range(schedule.n_steps))  # SGDR leaves momentum alone
+
+
+def sgdr_with_warmup(i, lr, n_epoch, cycle_len, cycle_mult):
+    """fastai 0.7's CosAnneal, written out: lr/100 while i < nb0/20 (nb0 the first cycle's iterations); else
+    lr/2 * (1 + cos(pi * j/nb)) at iteration j of the cycle i falls in, cycles of cycle_len * cycle_mult**c epochs."""
+    nb0 = cycle_len * N_ITER
+    if i < nb0 / 20:
+        return lr / 100
+    start, nb = 0, nb0
+    while i >= start + nb:
+        start, nb = start + nb, nb * cycle_mult
+    return lr / 2 * (1 + math.cos(math.pi * (i - start) / nb))
+
+
+@every_opt
+@both
+@pytest.mark.parametrize("n_cycle, cycle_len, cycle_mult", [(3, 1, 2), (2, 2, 1), (1, 3, 1)])
+def test_fit_sgdr_has_fastai_07_warmup_then_the_cosine(opt, n_groups, n_cycle, cycle_len, cycle_mult):
+    learn, spy = make_learner(opt, n_groups), StepSpy()
+    learn.fit(LR, n_cycle, cycle_len=cycle_len, cycle_mult=cycle_mult, cbs=[spy])
+    n_epoch = sum(cycle_len * cycle_mult**c for c in range(n_cycle))
+    expected = [
+        [sgdr_with_warmup(i, lr, n_epoch, cycle_len, cycle_mult) for lr in spread(LR, n_groups)]
+        for i in range(n_epoch * N_ITER)
+    ]
+    close(spy.lrs, expected)
+    first = spread(LR, n_groups)
+    warm = [i for i in range(len(expected)) if expected[i][-1] == first[-1] / 100]
+    assert warm == list(range(math.ceil(cycle_len * N_ITER / 20)))  # the warm-up covers i < nb0/20, at least one
+    assert spy.moms == [get_moms(learn.opt)] * len(spy.moms)  # momentum left alone
+
+
+@every_opt
+@both
+@pytest.mark.parametrize("pct_start, div_final", [(0.75, 1e5), (0.5, 10.0), (0.0, 100.0)])
+def test_fit_flat_cos_is_flat_then_cosine_down(opt, n_groups, pct_start, div_final):
+    learn, spy, n_epoch = make_learner(opt, n_groups), StepSpy(), 3
+    learn.fit_flat_cos(n_epoch, LR, div_final=div_final, pct_start=pct_start, cbs=[spy])
+    total = n_epoch * N_ITER
+    expected = []
+    for i in range(total):
+        pos = i / total
+        row = []
+        for lr in spread(LR, n_groups):
+            if pos < pct_start:  # fastai v2: flat at lr, then half a cosine from lr to lr/div_final
+                row.append(lr)
+            else:
+                t = (pos - pct_start) / (1 - pct_start)
+                row.append(lr / div_final + (lr - lr / div_final) / 2 * (1 + math.cos(math.pi * t)))
+        expected.append(row)
+    close(spy.lrs, expected)
+    assert spy.moms == [get_moms(learn.opt)] * total  # momentum left alone
 
 
 def test_fit_with_three_cycles_doubling_trains_seven_epochs():
@@ -219,6 +273,8 @@ SCHEDULED_FITS = {
     "use_clr": ("fit", (LR, 1), {"cycle_len": 3, "use_clr": (32, 5, 0.95, 0.85)}),
     "use_clr_beta": ("fit", (LR, 1), {"cycle_len": 3, "use_clr_beta": (10, 10, 0.95, 0.85)}),
     "cyclic": ("fit_cyclic", (3, LR), {"n_cycles": 2, "mode": "triangular2", "moms": (0.95, 0.85)}),
+    "flat_cos": ("fit_flat_cos", (3, LR), {"pct_start": 0.6}),
+    "constant": ("fit", (LR, 3), {}),
 }
 every_fit = pytest.mark.parametrize("fit", list(SCHEDULED_FITS))
 
@@ -281,6 +337,9 @@ BAD = [
     ("fit", (1e-2, 1), {"cycle_len": 1.5}, "cycle_len"),
     ("fit", (1e-2, 1), {"cycle_len": 1, "cycle_mult": 0}, "cycle_mult"),
     ("fit", (1e-2, 1), {"cycle_mult": 0}, "cycle_mult"),  # checked even when there are no cycles to grow
+    ("fit", (1e-2, 2), {"cycle_mult": 2}, "cycle_mult"),  # without cycle_len there is nothing to stretch
+    ("fit_flat_cos", (2, 1e-2), {"pct_start": 1.0}, "pct_start"),
+    ("fit_flat_cos", (2, 1e-2), {"div_final": 0}, "div_final"),
     ("fit", (1e-2, 1), {"cycle_len": 1, "use_clr_beta": (10, 100)}, "use_clr_beta pct"),
     ("fit", (1e-2, 1), {"cycle_len": 1, "use_clr_beta": (-1, 10)}, "use_clr_beta div"),
     ("fit", (1e-2, 1), {"cycle_len": 1, "use_clr": (32, 5), "use_clr_beta": (10, 10)}, "use_clr"),

@@ -3,7 +3,7 @@
 Run once, before the schedule refactor (issue 11), to freeze what the schedules set; `tests/test_reference_traces.py`
 then checks that the refactored code records the same values bit for bit:
 
-    python tests/data/make_reference_traces.py > tests/data/reference_traces.json
+    python tests/make_reference_traces.py > tests/data/reference_traces.json
 
 Floats are written with `repr`, which round-trips exactly. Every case trains a 3-child MLP on 112 random rows in
 batches of 16 (7 batches an epoch, so cycle lengths are not multiples of cut_div), with 1 or 3 layer groups,
@@ -28,7 +28,11 @@ CASES = {
     "clr_beta": ("fit", (2,), {"cycle_len": 1, "use_clr_beta": (10, 13.68, 0.95, 0.85)}),
     "clr_beta_plain": ("fit", (1,), {"cycle_len": 3, "use_clr_beta": (20, 20)}),
     "one_cycle": ("fit_one_cycle", (3,), {}),
-    "one_cycle_args": ("fit_one_cycle", (2,), {"div": 10.0, "div_final": 1e3, "pct_start": 0.3, "moms": (0.9, 0.8, 0.9)}),
+    "one_cycle_args": (
+        "fit_one_cycle",
+        (2,),
+        {"div": 10.0, "div_final": 1e3, "pct_start": 0.3, "moms": (0.9, 0.8, 0.9)},
+    ),
     "cyclic_tri": ("fit_cyclic", (4,), {"n_cycles": 1.5, "moms": (0.95, 0.85)}),
     "cyclic_tri2": ("fit_cyclic", (4,), {"step_size": 4, "mode": "triangular2"}),
     "cyclic_exp": ("fit_cyclic", (3,), {"mode": "exp_range", "gamma": 0.97, "base_lr": 1e-4}),

@@ -1,0 +1,103 @@
+"""A fit call's arguments -> a `Schedule`: one function per fit form, shared by the Learner's fit methods,
+`learn.preview` and `lrcycle.scheduler`, so what is previewed is what is trained.
+
+Each plan checks its arguments (`checks.py`), spreads the lr over the layer groups once, and calls a builder
+of `lrcycle.schedules`. Adding a fit form is a builder there, a plan here, a method on the Learner, a test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import schedules
+from .checks import check_clr, check_cyclic, check_moms, check_number, check_positive_int, spread
+from .schedules import Schedule
+
+# What a fit call takes besides its schedule's arguments (the Learner's `_fit` reads them).
+FIT_ARGS = ("wd", "cbs", "cycle_save_name", "best_save_name", "start_epoch")
+
+
+@dataclass(frozen=True)
+class PlanDefaults:
+    """What a plan reads besides the call: the number of layer groups, the lr and momenta used when the call
+    gives none, and the optimizer steps an epoch takes."""
+
+    n_groups: int
+    lr: object
+    moms: tuple
+    steps_per_epoch: int
+
+
+def fit(d: PlanDefaults, lr=None, n_cycle=1, cycle_len=None, cycle_mult=1, use_clr=None, use_clr_beta=None):
+    """fastai 0.7 `fit`: `n_cycle` epochs at constant lr; with `cycle_len`, `n_cycle` cycles of
+    `cycle_len * cycle_mult**c` epochs, SGDR (with 0.7's warm-up) or `use_clr` / `use_clr_beta`."""
+    lrs = spread(d.lr if lr is None else lr, d.n_groups, "lr")
+    check_positive_int(n_cycle, "n_cycle")
+    check_positive_int(cycle_mult, "cycle_mult")
+    if cycle_len is None:
+        if use_clr is not None or use_clr_beta is not None:
+            raise ValueError("use_clr/use_clr_beta: need cycle_len (the cycle length in epochs)")
+        if cycle_mult != 1:
+            raise ValueError(f"cycle_mult: needs cycle_len (the first cycle's length in epochs), got {cycle_mult}")
+        return schedules.constant_schedule(lrs, n_cycle, d.steps_per_epoch)
+    check_positive_int(cycle_len, "cycle_len")
+    if use_clr is not None and use_clr_beta is not None:
+        raise ValueError("use_clr/use_clr_beta: give at most one")
+    cycles = (lrs, n_cycle, cycle_len, cycle_mult)
+    if use_clr is not None:
+        return schedules.clr_schedule(*cycles, *check_clr(use_clr, "use_clr"), d.steps_per_epoch)
+    if use_clr_beta is not None:
+        return schedules.clr_beta_schedule(*cycles, *check_clr(use_clr_beta, "use_clr_beta"), d.steps_per_epoch)
+    return schedules.sgdr_schedule(*cycles, d.steps_per_epoch)
+
+
+def fit_one_cycle(d: PlanDefaults, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25, moms=None):
+    """fastai v2 one cycle over all `n_epoch` epochs; `lr_max` and `moms` default to the learner's."""
+    check_positive_int(n_epoch, "n_epoch")
+    lrs = spread(d.lr if lr_max is None else lr_max, d.n_groups, "lr_max")
+    div, div_final = check_number(div, "div", 0.0), check_number(div_final, "div_final", 0.0)
+    pct_start = check_number(pct_start, "pct_start", 0.0, 1.0)
+    moms = check_moms(d.moms if moms is None else moms, 3)
+    return schedules.one_cycle_schedule(lrs, n_epoch, div, div_final, pct_start, moms, d.steps_per_epoch)
+
+
+def fit_cyclic(
+    d: PlanDefaults,
+    n_epoch,
+    lr_max,
+    base_lr=None,
+    step_size=None,
+    n_cycles=None,
+    mode="triangular",
+    gamma=1.0,
+    moms=None,
+):
+    """Smith's cyclical lrs between `base_lr` (default lr_max/4) and `lr_max`."""
+    check_positive_int(n_epoch, "n_epoch")
+    lrs = spread(lr_max, d.n_groups, "lr_max")
+    base, step_size, n_cycles, gamma = check_cyclic(lrs, base_lr, step_size, n_cycles, mode, gamma)
+    moms = None if moms is None else check_moms(moms, 2)
+    return schedules.cyclic_schedule(lrs, n_epoch, base, step_size, n_cycles, mode, gamma, moms, d.steps_per_epoch)
+
+
+def fit_flat_cos(d: PlanDefaults, n_epoch, lr=None, div_final=1e5, pct_start=0.75):
+    """fastai v2 `fit_flat_cos`: flat at `lr` (default the learner's) for `pct_start`, then cosine down."""
+    check_positive_int(n_epoch, "n_epoch")
+    lrs = spread(d.lr if lr is None else lr, d.n_groups, "lr")
+    div_final = check_number(div_final, "div_final", 0.0)
+    pct_start = check_number(pct_start, "pct_start", 0.0, 1.0, closed=(True, False))
+    return schedules.flat_cos_schedule(lrs, n_epoch, div_final, pct_start, d.steps_per_epoch)
+
+
+PLANS = {"fit": fit, "fit_one_cycle": fit_one_cycle, "fit_cyclic": fit_cyclic, "fit_flat_cos": fit_flat_cos}
+
+
+def plan_call(defaults: PlanDefaults, method, args: tuple, kwargs: dict) -> tuple[Schedule, dict]:
+    """`(schedule, fit_kwargs)` for `learn.<method>(*args, **kwargs)`: the schedule the call would run, and
+    the arguments it takes besides (`FIT_ARGS`)."""
+    name = getattr(method, "__name__", method)
+    if name not in PLANS:
+        raise ValueError(f"method: must be one of {', '.join(PLANS)}, got {method!r}")
+    kwargs = dict(kwargs)
+    fit_kwargs = {k: kwargs.pop(k) for k in FIT_ARGS if k in kwargs}
+    return PLANS[name](defaults, *args, **kwargs), fit_kwargs

@@ -1,0 +1,144 @@
+"""The range test driver: snapshot, sweep, stop, restore. Used by `learn.lr_find` (and any other entry point).
+
+The test trains on training batches at growing lrs (`schedules.sweep_schedule`), stops on divergence
+(`RangeTestStop`), then puts the model, optimizer, freeze state, hyperparameters and RNGs back exactly as
+they were, on every exit. It returns the suggestions together with the curve they were read from.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from . import plots, suggest
+from .callbacks.lr_finder import LRFinderCallback, RangeTestStop
+from .callbacks.progress import ProgressCallback
+from .checks import check_flag, check_positive_int, spread
+from .hyper import set_lrs
+from .schedules import sweep_schedule
+from .snapshot import TrainingSnapshot
+
+
+def run_range_test(
+    learn, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, linear=False, suggest_funcs=None, show_plot=False
+):
+    """Run the test on `learn` and return its suggestions (default first) with the recorded curve.
+
+    Trains for `num_it` optimizer steps (`ceil(num_it / steps_per_epoch)` epochs), then restores everything
+    on every exit (a normal end, an early stop, an exception, Ctrl-C). The recorder keeps the trace too.
+    """
+    check_positive_int(num_it, "num_it", minimum=2)
+    start_lrs, end_lrs = range_ends(start_lr, end_lr, learn.n_groups)
+    if any(s >= e for s, e in zip(start_lrs, end_lrs, strict=True)):
+        raise ValueError(f"start_lr/end_lr: start_lr must be below end_lr in every group, got {start_lr!r}, {end_lr!r}")
+    check_flag(stop_div, "stop_div")
+    check_flag(linear, "linear")
+    check_flag(show_plot, "show_plot")
+    funcs = check_suggest_funcs(suggest_funcs)
+    schedule = sweep_schedule(start_lrs, end_lrs, num_it, learn.steps_per_epoch(), linear)
+    cbs = [LRFinderCallback(schedule), RangeTestStop(num_it, stop_div)]
+
+    snapshot = TrainingSnapshot(learn.model, learn.opt)
+    try:
+        if learn.opt is None:
+            learn.create_opt()
+        set_lrs(learn.opt, start_lrs)
+        # In a terminal the test prints nothing (an epoch table of a range test means little);
+        # in a notebook its bar shows as usual.
+        with learn.removed_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback) and not cb.in_notebook]):
+            learn.fit_epochs(schedule.n_epoch, cbs, with_valid=False)
+    finally:
+        snapshot.restore()
+        learn.opt = snapshot.opt  # a learner that had no optimizer ends without one
+        del snapshot
+
+    rec = learn.recorder
+    values = [func(rec.lrs, rec.smooth_losses) for func in funcs]
+    rec.suggestions = {func.__name__: value for func, value in zip(funcs, values, strict=True)}
+    result = suggestion_result(funcs, values, rec.lrs, rec.losses, rec.smooth_losses)
+    if show_plot:
+        result.plot()
+    return result
+
+
+def range_ends(start_lr, end_lr, n_groups: int) -> tuple[list[float], list[float]]:
+    """Per-group first and last lrs of the test.
+
+    Two floats: every group the same. A slice or sequence on one side and a float on the other: the float is
+    the last group's, and every group moves by that group's factor, keeping the ratios the slice gives
+    (`lr_find(start_lr=slice(1e-9, 1e-7))` ends at `[0.1, 1, 10]` on three groups). Both per group: as given.
+    """
+    start_is_float, end_is_float = _is_number(start_lr), _is_number(end_lr)
+    start_lrs = spread(start_lr, n_groups, "start_lr") if not start_is_float or end_is_float else None
+    end_lrs = spread(end_lr, n_groups, "end_lr") if not end_is_float or start_is_float else None
+    if start_lrs is None:
+        start_lrs = [e * float(start_lr) / end_lrs[-1] for e in end_lrs]
+        spread(start_lrs, n_groups, "start_lr")
+    if end_lrs is None:
+        end_lrs = [s * float(end_lr) / start_lrs[-1] for s in start_lrs]
+        spread(end_lrs, n_groups, "end_lr")
+    return start_lrs, end_lrs
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_suggest_funcs(suggest_funcs) -> list[Callable]:
+    if suggest_funcs is None:
+        return list(suggest.DEFAULT_FUNCS)
+    funcs = [suggest_funcs] if callable(suggest_funcs) else list(suggest_funcs)
+    if not funcs or not all(callable(f) for f in funcs):
+        raise TypeError(
+            f"suggest_funcs: expected a non-empty sequence of functions (lrs, losses), got {suggest_funcs!r}"
+        )
+    names = [getattr(f, "__name__", "") for f in funcs]
+    if not all(n.isidentifier() and not n.startswith("_") for n in names) or len(set(names)) != len(names):
+        raise ValueError(f"suggest_funcs: each function needs a distinct public name (a field name), got {names}")
+    return funcs
+
+
+class RangeTestCurve:
+    """What a range test recorded, kept with its suggestions so that `.plot()` and `.df()` still show this
+    test after later fits have moved the recorder on."""
+
+    lrs: list[float]
+    losses: list[float]
+    smooth_losses: list[float]
+
+    @property
+    def suggestions(self) -> dict:
+        """{name: suggested lr (or (low, high))}, default first."""
+        return self._asdict()
+
+    def df(self) -> pd.DataFrame:
+        """One row per iteration: iter, lr, loss, smooth_loss."""
+        data = {"lr": self.lrs, "loss": self.losses, "smooth_loss": self.smooth_losses}
+        return pd.DataFrame({"iter": range(len(self.lrs)), **data})
+
+    def plot(self, skip_start: int = 10, skip_end: int = 5, suggestions: bool = True, ax=None):
+        """Smoothed loss against lr (log x axis), the suggestions marked."""
+        marks = self.suggestions if suggestions else None
+        return plots.plot_loss_vs_lr(self.lrs, self.smooth_losses, skip_start, skip_end, marks, ax=ax)
+
+
+@lru_cache(maxsize=64)
+def _result_type(names: tuple[str, ...]):
+    """One result class per set of suggestion names, made once (so repeated tests add no classes): the
+    suggestions read by name or index, as a named tuple, plus the curve."""
+
+    class SuggestedLRs(namedtuple("SuggestedLRs", names), RangeTestCurve):
+        """The suggested lrs (by name, index or unpacking; the default first) and the curve they came from."""
+
+    return SuggestedLRs
+
+
+def suggestion_result(funcs, values, lrs, losses, smooth_losses):
+    """The suggestions of `funcs` (`values`, in order) together with copies of the curve."""
+    result = _result_type(tuple(func.__name__ for func in funcs))(*values)
+    result.lrs, result.losses, result.smooth_losses = list(lrs), list(losses), list(smooth_losses)
+    return result
