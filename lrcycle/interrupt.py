@@ -8,14 +8,15 @@ import threading
 
 class InterruptAfterStep:
     """Ctrl-C during an optimizer step is held until the step is complete, so the model and optimizer are
-    never left half-updated; anywhere else it interrupts at once. Only in the main thread (signals)."""
+    never left half-updated; anywhere else it interrupts at once. Only in the main thread (signals).
+    The learner says when it is inside a step through its public `in_step` flag."""
 
     def __init__(self, learn):
         self.learn = learn
         self.pending = False
 
     def __enter__(self):
-        self.learn._in_step = False
+        self.learn.in_step = False
         self.previous = None
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.getsignal(signal.SIGINT)
@@ -26,9 +27,9 @@ class InterruptAfterStep:
         return self
 
     def _handle(self, signum, frame):
-        if self.learn._in_step:
+        if self.learn.in_step:
             self.pending = True
-            self.learn._in_step = False  # `_step` then finishes; the next batch raises below
+            self.learn.in_step = False  # `_step` then finishes; the next batch raises below
             self.learn.add_cbs([_RaisePendingInterrupt()])
         else:
             raise KeyboardInterrupt

@@ -303,11 +303,11 @@ class Learner:
             self.opt.zero_grad()
 
     def _step(self) -> None:
-        self._in_step = True
+        self.in_step = True
         self.opt.step()
         self.stepped = True
         self.train_iter += 1
-        self._in_step = False
+        self.in_step = False
 
     def _run_validation(self, dl) -> None:
         self.training = False
