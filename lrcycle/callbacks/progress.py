@@ -54,7 +54,7 @@ class ProgressCallback(Callback):
         if not self.show:
             return
         row = learn.recorder.epochs[-1]
-        cells = [str(row[0])] + [_fmt(v) for v in row[1:-1]] + [format_time(row[-1])]
+        cells = [str(row["epoch"])] + [_fmt(row[name]) for name in self.names[1:-1]] + [format_time(row["time"])]
         if self.in_notebook:
             self.mbar.write(cells, table=True)
             self.mbar.update(learn.epoch + 1)

@@ -42,7 +42,6 @@ class TrackerCallback(Callback):
         if self.monitor not in columns:
             raise ValueError(f"monitor: {self.monitor!r} is not an epoch column; choose one of {columns}")
         self.active = self.monitor == "train_loss" or learn.with_valid
-        self._column = columns.index(self.monitor) + 1  # epoch rows start with the epoch number
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = None
 
@@ -50,7 +49,7 @@ class TrackerCallback(Callback):
         """Read this epoch's value; if it beats the best, keep it as the best and say so (NaN never does)."""
         if not self.active:
             return False
-        value = learn.recorder.epochs[-1][self._column]
+        value = learn.recorder.epochs[-1][self.monitor]
         better = value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
         if better:
             self.best, self.best_epoch = value, learn.epoch
