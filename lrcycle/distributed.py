@@ -29,7 +29,7 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
-from .callback import Callback
+from .callback import ORDER, Callback
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -90,7 +90,7 @@ class DistributedCallback(Callback):
     Runs after the schedulers and before the Recorder, which reads `learn.loss` and the reduced validation sums.
     """
 
-    order = 40
+    order = ORDER["distributed"]
 
     def __init__(
         self,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 import threading
 
+from .callback import ORDER
+
 
 class InterruptAfterStep:
     """Ctrl-C during an optimizer step is held until the step is complete, so the model and optimizer are
@@ -48,7 +50,7 @@ class InterruptAfterStep:
 class _RaisePendingInterrupt:
     """Raises the held-back Ctrl-C right after the step it waited for."""
 
-    order = -1000
+    order = ORDER["interrupt"]
 
     def after_step(self, learn):
         learn.remove_cbs([self])

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from . import plots
-from .callback import Callback
+from .callback import ORDER, Callback
 from .hyper import get_mom
 
 
@@ -26,7 +26,7 @@ class Recorder(Callback):
     valid_loss`, one per metric name, `time`, the columns of `epoch_df()`.
     """
 
-    order = 50
+    order = ORDER["recorder"]
 
     def __init__(self, beta: float = 0.98):
         if not 0 <= beta < 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.optim.swa_utils import AveragedModel, update_bn
 
-from ..callback import Callback
+from ..callback import ORDER, Callback
 from ..checks import check_positive_int
 from ..distributed import broadcast_buffers, group_active, unwrap
 
@@ -29,7 +29,7 @@ class CycleAverage(Callback):
     are sent to every rank and validation losses are summed over ranks, so all ranks keep the same model.
     """
 
-    order = 65  # after the recorder; before the snapshots' saving and early stopping (which may end the fit)
+    order = ORDER["averaging"]  # after the recorder; before the snapshots' saving and early stopping
 
     def __init__(self, cycle_ends=None, start_cycle: int = 0, keep: str = "average"):
         if keep not in ("average", "best"):

@@ -10,7 +10,7 @@ from functools import lru_cache
 import numpy as np
 
 from .. import suggest
-from ..callback import CancelFitException
+from ..callback import ORDER, CancelFitException
 from ..checks import check_positive_int
 from ..hyper import set_lrs
 from ..layers import spread
@@ -26,7 +26,7 @@ class LRFinderCallback:
     anything else reads it in `before_batch`.
     """
 
-    order = 0
+    order = ORDER["finder"]
 
     def __init__(self, start_lrs: Sequence[float], end_lrs: Sequence[float], num_it: int, linear: bool = False):
         self.start_lrs, self.end_lrs, self.num_it, self.linear = (
@@ -63,7 +63,7 @@ class RangeTestStop:
     iteration that stops the test is the last one recorded, and the smoothed loss tested is the one plotted.
     """
 
-    order = 70  # after the Recorder and the progress bar have seen the batch
+    order = ORDER["tracker"]  # after the Recorder and the progress bar have seen the batch
 
     def __init__(self, num_it: int, stop_div: bool = True, div_factor: float = 4.0):
         self.num_it, self.stop_div, self.div_factor = num_it, stop_div, div_factor

@@ -7,7 +7,7 @@ import math
 from fastprogress import fastprogress
 from fastprogress.fastprogress import format_time
 
-from ..callback import Callback
+from ..callback import ORDER, Callback
 from ..distributed import is_main_process
 
 
@@ -18,7 +18,7 @@ class ProgressCallback(Callback):
     only one table line per epoch, so nothing is redrawn thousands of times.
     """
 
-    order = 60
+    order = ORDER["progress"]
 
     def __init__(self, in_notebook: bool | None = None):
         self.in_notebook = fastprogress.IN_NOTEBOOK if in_notebook is None else in_notebook

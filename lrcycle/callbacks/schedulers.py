@@ -12,7 +12,7 @@ import math
 from typing import NamedTuple
 
 from .. import schedules
-from ..callback import Callback
+from ..callback import ORDER, Callback
 from ..checks import check_moms, check_positive_int
 from ..hyper import set_mom
 from ..layers import spread
@@ -71,7 +71,7 @@ class Scheduler(Callback):
     Subclasses define `hypers(i, total_iter, n_epoch)` and list their constructor arguments in
     `_state_names`: those are the whole state (`state_dict`), since the position comes from the learner."""
 
-    order = 10
+    order = ORDER["scheduler"]
     _state_names: tuple[str, ...] = ()
 
     def before_batch(self, learn) -> None:

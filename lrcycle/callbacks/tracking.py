@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..callback import Callback
+from ..callback import ORDER, Callback
 from ..distributed import group_active
 from ..recorder import metric_name
 
@@ -26,7 +26,7 @@ class TrackerCallback(Callback):
     A fit without validation (a range test, `with_valid=False`) leaves a tracker of a validation value idle.
     """
 
-    order = 70
+    order = ORDER["tracker"]
 
     def __init__(self, monitor: str = "valid_loss", mode: str = "auto", min_delta: float = 0.0):
         if mode not in ("auto", "min", "max"):
@@ -91,7 +91,7 @@ class CycleSnapshotCallback(Callback):
     Cycles end after the epoch counts in `cycle_ends`; `None` takes the fit's own (`learn.cycle_ends`).
     """
 
-    order = 70
+    order = ORDER["tracker"]
 
     def __init__(self, name: str, cycle_ends=None, with_opt: bool = True):
         self.name, self.with_opt = _check_name(name, "cycle_save_name"), with_opt
