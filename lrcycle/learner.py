@@ -24,6 +24,7 @@ from .callbacks import lr_finder, schedulers, tracking
 from .callbacks.progress import ProgressCallback
 from .checks import check_moms, check_positive_int
 from .distributed import is_main_process, unwrap
+from .evaluation import eval_batches
 from .hyper import set_lrs, set_wds
 from .interrupt import InterruptAfterStep
 from .layers import bn_param_ids, check_groups, freeze_groups, single_group, spread, spread_wd
@@ -311,16 +312,15 @@ class Learner:
 
     def _run_validation(self, dl) -> None:
         self.training = False
-        self.model.eval()
+        self.model.eval()  # the stage's mode, as the validation hooks see it and as it is left afterwards
         self._valid_dl = dl
         self._with_events(self._do_validate, "validate", CancelValidException)
         self.validated_this_epoch = True
 
     def _do_validate(self) -> None:
-        device = self.device
-        with torch.no_grad():
-            for i, (xb, yb) in enumerate(self._valid_dl):
-                self.iter, self.xb, self.yb = i, _to_device(xb, device), _to_device(yb, device)
+        with eval_batches(self.model, self._valid_dl, self.device) as batches:
+            for i, (xb, yb) in enumerate(batches):
+                self.iter, self.xb, self.yb = i, xb, yb
                 self._with_events(self._valid_batch, "batch", CancelBatchException)
 
     def _valid_batch(self) -> None:
@@ -449,19 +449,13 @@ class Learner:
         dl = self.dls.valid if dl is None else dl
         if dl is None:
             raise ValueError("dl: no validation data; pass dl=... or give DataLoaders a valid loader")
-        was_training = self.model.training
-        self.model.eval()
         preds, targets, inputs = [], [], []
-        try:
-            with torch.no_grad():
-                for xb, yb in dl:
-                    xb = _to_device(xb, self.device)
-                    preds.append(self.model(xb).cpu())
-                    targets.append(yb.cpu() if isinstance(yb, torch.Tensor) else torch.as_tensor(yb))
-                    if with_input:
-                        inputs.append(xb.cpu())
-        finally:
-            self.model.train(was_training)
+        with eval_batches(self.model, dl, self.device) as batches:
+            for xb, yb in batches:
+                preds.append(self.model(xb).cpu())
+                targets.append(yb.cpu() if isinstance(yb, torch.Tensor) else torch.as_tensor(yb))
+                if with_input:
+                    inputs.append(xb.cpu())
         out = (torch.cat(preds), torch.cat(targets))
         return (torch.cat(inputs), *out) if with_input else out
 
