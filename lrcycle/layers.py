@@ -170,16 +170,3 @@ def freeze_groups(groups, n: int, train_bn: bool, bn_ids: set[int]) -> None:
             p.requires_grad_(trainable)
             if not trainable:
                 p.grad = None  # optimizers skip params without a grad: no step, no weight decay, state kept
-
-
-def requires_grad_state(model: nn.Module) -> list[bool]:
-    return [p.requires_grad for p in model.parameters()]
-
-
-def restore_requires_grad(model: nn.Module, state: list[bool]) -> None:
-    for p, flag in zip(model.parameters(), state, strict=True):
-        p.requires_grad_(flag)
-
-
-def frozen_params(groups) -> list[torch.Tensor]:
-    return [p for g in groups for p in g if not p.requires_grad]
