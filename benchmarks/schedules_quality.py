@@ -30,7 +30,7 @@ class StopAtTarget(Callback):
         self.target, self.max_epochs, self.reached = target, max_epochs, None
 
     def after_epoch(self, learn):
-        if learn.recorder.last_valid[1] >= self.target:
+        if learn.recorder.epochs[-1]["accuracy"] >= self.target:
             self.reached = learn.epoch + 1
             raise CancelFitException
         if learn.epoch + 1 >= self.max_epochs:
@@ -72,7 +72,7 @@ def epochs_one_cycle(dls, lr, seed, target, max_epochs) -> int | None:
     for budget in range(1, max_epochs + 1):
         learn = make_learner(dls, seed)
         learn.fit_one_cycle(budget, lr)
-        if learn.recorder.last_valid[1] >= target:
+        if learn.recorder.epochs[-1]["accuracy"] >= target:
             return budget
     return None
 

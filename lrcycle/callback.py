@@ -1,8 +1,37 @@
-"""The callback base class, the fixed event vocabulary and the cancel exceptions."""
+"""The callback base class, the fixed event vocabulary, the order table and the cancel exceptions."""
 
 from __future__ import annotations
 
 import contextlib
+
+ORDER = {
+    "interrupt": -1000,
+    "accumulation": -20,
+    "finder": 0,
+    "scheduler": 10,
+    "distributed": 40,
+    "recorder": 50,
+    "progress": 60,
+    "averaging": 65,
+    "tracker": 70,
+    "early_stopping": 80,
+    "nan": 90,
+}
+"""Where each shipped callback runs: lower runs first, ties keep list order. Your own callbacks fit in between.
+
+- `interrupt`: raises a Ctrl-C held back during the optimizer step, right after it, before anything else.
+- `accumulation`: gradient accumulation sets the step counts and skips steps before anyone reads them.
+- `finder`: the range test sets each iteration's lr before anything reads it in `before_batch`.
+- `scheduler`: the fit's schedule sets lr and momentum before the step.
+- `distributed`: averages each iteration's loss and reduces validation sums across processes, before the
+  recorder reads them.
+- `recorder`: records the iteration and writes each epoch's row (the Recorder only observes).
+- `progress`: draws the bars and the epoch table from what the recorder wrote.
+- `averaging`: weight averaging at cycle ends, after the recorder, before the snapshots are saved.
+- `tracker`: reads the recorded values: best-model saving, cycle snapshots, the range test's stop.
+- `early_stopping`: may end the fit, so it runs after the epoch is recorded and saved.
+- `nan`: stops at a non-finite loss after the callbacks that change the loss in `after_loss`.
+"""
 
 EVENTS = (
     "before_fit",

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .callback import check_callback
+
 
 def check_learner_args(dls, model, loss_func):
     """`Learner(dls, model, loss_func)`: the loss function to use (`dls.loss_func` when none is given)."""
@@ -24,6 +26,14 @@ def check_learner_args(dls, model, loss_func):
     if loss_func is None:
         raise ValueError("loss_func: none given and the DataLoaders carries none; pass loss_func=...")
     return loss_func
+
+
+def check_hypers(lr, wd, moms, n_groups: int) -> tuple[float, ...]:
+    """The Learner's `lr` and `wd` forms checked against the layer groups; returns `moms` as a 3-tuple."""
+    spread(lr, n_groups, "lr")
+    if wd is not None:
+        spread_wd(wd, n_groups)
+    return check_moms(moms, 3)
 
 
 def check_train_loader(train) -> int:
@@ -119,12 +129,25 @@ def check_cyclic(lrs, base_lr, step_size, n_cycles, mode, gamma):
 
 
 def check_cbs(cbs, name: str = "cbs") -> list:
-    """A list (or tuple) of callback instances; None is no callbacks."""
+    """A list (or tuple) of callback instances, each with an int `order` and no misspelt hook; None is none."""
     if cbs is None:
         return []
     if not isinstance(cbs, (list, tuple)):
         raise TypeError(f"{name}: expected a list of callbacks, got {type(cbs).__name__}; write {name}=[...]")
+    for cb in cbs:
+        check_callback(cb)
     return list(cbs)
+
+
+def check_wd(wd, n_groups: int) -> list[float] | None:
+    """A fit's `wd`: None leaves weight decay as it is, else one value per group (`spread_wd`)."""
+    return None if wd is None else spread_wd(wd, n_groups)
+
+
+def check_valid_loader(dl):
+    if dl is None:
+        raise ValueError("dl: no validation data; pass dl=... or give DataLoaders a valid loader")
+    return dl
 
 
 def spread(value, n_groups: int, name: str = "lr") -> list[float]:

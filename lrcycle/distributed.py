@@ -29,7 +29,7 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
-from .callback import Callback
+from .callback import ORDER, Callback
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -87,10 +87,10 @@ class DistributedCallback(Callback):
 
     Validation runs the inner model, not the DDP wrapper: the wrapper broadcasts buffers at every forward,
     and the validation shards may differ by one batch, which would leave one rank waiting for the other.
-    Order 40: after the schedulers, before the Recorder (50) reads `learn.loss` and the validation sums.
+    Runs after the schedulers and before the Recorder, which reads `learn.loss` and the reduced validation sums.
     """
 
-    order = 40
+    order = ORDER["distributed"]
 
     def __init__(
         self,
@@ -139,14 +139,7 @@ class DistributedCallback(Callback):
     def after_validate(self, learn) -> None:
         # The recorder keeps per-rank sums [loss*n, metric*n, ...] and a count n; their totals give the global
         # mean over the whole validation set (the shards do not overlap).
-        rec = learn.recorder
-        width = 1 + len(learn.metrics)
-        sums = rec._valid_sums if rec._valid_sums is not None else torch.zeros(width)
-        count = torch.tensor([float(rec._valid_count)], dtype=torch.double)
-        packed = torch.cat([sums.detach().double().cpu(), count])
-        total = _all_sum(packed).cpu()
-        rec._valid_count = int(total[-1].item())
-        rec._valid_sums = total[:-1] if rec._valid_count > 0 else None
+        learn.recorder.reduce_valid(lambda packed: _all_sum(packed).cpu(), 1 + len(learn.metrics))
         learn.model = self.ddp
 
 

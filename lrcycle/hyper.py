@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .checks import spread, spread_wd
+
 
 def momentum_key(group: dict) -> str | None:
     """The name under which this param group keeps its momentum, or None."""
@@ -83,3 +85,18 @@ def restore_hypers(opt: torch.optim.Optimizer, snapshot: list[dict]) -> None:
         for key in [k for k in group if k != "params" and k not in saved]:
             del group[key]
         group.update(saved)
+
+
+def set_hypers(opt: torch.optim.Optimizer, lrs, wds=None) -> None:
+    """Set every group's lr, and its weight decay unless `wds` is None."""
+    set_lrs(opt, lrs)
+    if wds is not None:
+        set_wds(opt, wds)
+
+
+def build_optimizer(opt_func, layer_groups, lr, wd) -> torch.optim.Optimizer:
+    """`opt_func` over one param group per layer group, at the lr form `lr` (and weight decay `wd` if not None)."""
+    lrs = spread(lr, len(layer_groups), "lr")
+    opt = opt_func([{"params": group} for group in layer_groups], lr=lrs[-1])
+    set_hypers(opt, lrs, None if wd is None else spread_wd(wd, len(layer_groups)))
+    return opt

@@ -5,17 +5,20 @@ from __future__ import annotations
 import signal
 import threading
 
+from .callback import ORDER
+
 
 class InterruptAfterStep:
     """Ctrl-C during an optimizer step is held until the step is complete, so the model and optimizer are
-    never left half-updated; anywhere else it interrupts at once. Only in the main thread (signals)."""
+    never left half-updated; anywhere else it interrupts at once. Only in the main thread (signals).
+    The learner says when it is inside a step through its public `in_step` flag."""
 
     def __init__(self, learn):
         self.learn = learn
         self.pending = False
 
     def __enter__(self):
-        self.learn._in_step = False
+        self.learn.in_step = False
         self.previous = None
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.getsignal(signal.SIGINT)
@@ -26,9 +29,9 @@ class InterruptAfterStep:
         return self
 
     def _handle(self, signum, frame):
-        if self.learn._in_step:
+        if self.learn.in_step:
             self.pending = True
-            self.learn._in_step = False  # `_step` then finishes; the next batch raises below
+            self.learn.in_step = False  # `_step` then finishes; the next batch raises below
             self.learn.add_cbs([_RaisePendingInterrupt()])
         else:
             raise KeyboardInterrupt
@@ -47,7 +50,7 @@ class InterruptAfterStep:
 class _RaisePendingInterrupt:
     """Raises the held-back Ctrl-C right after the step it waited for."""
 
-    order = -1000
+    order = ORDER["interrupt"]
 
     def after_step(self, learn):
         learn.remove_cbs([self])

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import checkpoint, distributed, plans, plots
+from . import checkpoint, distributed, plans
 from .callback import (
     CallbackList,
     CancelBatchException,
@@ -22,37 +22,31 @@ from .callback import (
     CancelStepException,
     CancelTrainException,
     CancelValidException,
-    check_callback,
 )
 from .callbacks import tracking
 from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
 from .checks import (
     check_cbs,
+    check_hypers,
     check_learner_args,
-    check_moms,
     check_positive_int,
     check_start_epoch,
     check_train_loader,
-    spread,
-    spread_wd,
+    check_valid_loader,
+    check_wd,
 )
-from .hyper import set_lrs, set_wds
+from .evaluation import eval_batches, predictions, to_device
+from .hyper import build_optimizer, set_hypers
 from .interrupt import InterruptAfterStep
 from .layers import bn_param_ids, check_groups, freeze_groups, single_group
-from .preview import current_momentum, schedule_df
+from .preview import preview_call
 from .range_test import run_range_test
 from .recorder import Recorder
 
 
 def default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def _to_device(batch, device):
-    if isinstance(batch, torch.Tensor) and batch.device != device:
-        return batch.to(device)
-    return batch
 
 
 # Each stage's event names, built once rather than formatted on every batch.
@@ -65,33 +59,14 @@ _STAGE_EVENTS = {
 class Learner:
     """Trains `model` on `dls` with `loss_func`, firing the events of `callback.EVENTS` to its callbacks."""
 
-    def __init__(
-        self,
-        dls,
-        model: nn.Module,
-        loss_func=None,
-        opt_func=partial(torch.optim.SGD, momentum=0.9),
-        lr=1e-3,
-        splitter=None,
-        cbs=None,
-        metrics=(),
-        wd=None,
-        train_bn: bool = True,
-        moms=(0.95, 0.85, 0.95),
-        device=None,
-        progress: bool = True,
-        path=".",
-        model_dir="models",
-    ):
+    def __init__(self, dls, model: nn.Module, loss_func=None, opt_func=partial(torch.optim.SGD, momentum=0.9),
+                 lr=1e-3, splitter=None, cbs=None, metrics=(), wd=None, train_bn: bool = True,
+                 moms=(0.95, 0.85, 0.95), device=None, progress=True, path=".", model_dir="models"):  # fmt: skip
         loss_func = check_learner_args(dls, model, loss_func)
         self.dls, self.loss_func, self.opt_func = dls, loss_func, opt_func
         self.splitter = splitter if splitter is not None else single_group
         self.layer_groups = check_groups(self.splitter(model), model)
-        spread(lr, len(self.layer_groups), "lr")
-        self.lr, self.wd, self.train_bn = lr, wd, train_bn
-        if wd is not None:
-            spread_wd(wd, len(self.layer_groups))
-        self.moms = check_moms(moms, 3)
+        self.lr, self.wd, self.train_bn, self.moms = lr, wd, train_bn, check_hypers(lr, wd, moms, self.n_groups)
         cbs = check_cbs(cbs)
         # moved only once every argument checked out (Module.to keeps the same Parameter objects)
         self.device = torch.device(device) if device is not None else default_device()
@@ -105,7 +80,7 @@ class Learner:
         self.add_cbs([self.recorder] + ([self.progress] if progress else []) + cbs)
         self.xb = self.yb = self.pred = self.loss = None
         self.epoch, self.n_epoch, self.iter, self.n_iter, self.train_iter, self.total_iter = 0, 0, 0, 0, 0, 0
-        self.cycle_ends: list[int] = []
+        self.cycle_ends, self.in_step = [], False
         self.training, self.stepped, self.validated_this_epoch = False, False, False
 
     # ---- callbacks -----------------------------------------------------------------------------------
@@ -119,16 +94,13 @@ class Learner:
     def remove_cbs(self, cbs) -> None:
         self.callbacks.remove(cbs)
 
-    def added_cbs(self, cbs):
-        """Callbacks that take part only inside this `with` block."""
+    def added_cbs(self, cbs):  # `with` block: callbacks that take part only inside it
         return self.callbacks.added(cbs)
 
-    def removed_cbs(self, cbs):
-        """These callbacks sit out this `with` block, and come back after it in their old places."""
+    def removed_cbs(self, cbs):  # `with` block: callbacks that sit out, then come back in their old places
         return self.callbacks.removed(cbs)
 
-    def no_bar(self):
-        """Turn the progress bar off inside this `with` block."""
+    def no_bar(self):  # `with` block without the progress bar
         return self.removed_cbs([cb for cb in self.cbs if isinstance(cb, ProgressCallback)])
 
     def _fire(self, event: str) -> None:
@@ -136,9 +108,7 @@ class Learner:
             hook(self)
 
     def _with_events(self, body, stage: str, cancel: type[Exception]) -> None:
-        """`before_<stage>`, the body, then `after_<stage>`; the stage's cancel exception skips to the end.
-        Hooks are looped over here, on the per-batch path; the table is read at each event, as a hook may
-        add or remove callbacks."""
+        """`before_<stage>`, body, `after_<stage>`; the stage's cancel exception skips to the end."""
         before, cancelled, after = _STAGE_EVENTS[stage]
         try:
             for hook in self.callbacks.hooks[before]:
@@ -157,11 +127,7 @@ class Learner:
 
     def create_opt(self) -> torch.optim.Optimizer:
         """A fresh optimizer, one param group per layer group, at the learner's lr (and wd if set)."""
-        lrs = spread(self.lr, self.n_groups, "lr")
-        self.opt = self.opt_func([{"params": group} for group in self.layer_groups], lr=lrs[-1])
-        set_lrs(self.opt, lrs)
-        if self.wd is not None:
-            set_wds(self.opt, spread_wd(self.wd, self.n_groups))
+        self.opt = build_optimizer(self.opt_func, self.layer_groups, self.lr, self.wd)
         return self.opt
 
     def freeze_to(self, n: int) -> None:
@@ -180,26 +146,16 @@ class Learner:
         return self.train_iter / self.total_iter if self.total_iter else 0.0
 
     def steps_per_epoch(self, cbs=()) -> int:
-        """Optimizer steps an epoch takes: one per batch, unless a callback of the learner's or of the call
-        (gradient accumulation) says otherwise through a `steps_per_epoch(n_batches)` method."""
-        steps = check_train_loader(self.dls.train)
-        for cb in [*self.cbs, *(cbs or [])]:
-            if hasattr(cb, "steps_per_epoch"):
-                steps = cb.steps_per_epoch(steps)
-        return steps
+        """Optimizer steps an epoch takes (fewer under gradient accumulation, which says so)."""
+        return plans.steps_per_epoch(self.dls.train, [*self.cbs, *(cbs or [])])
 
     def fit_epochs(self, n_epoch: int, cbs=(), start_epoch: int = 0, with_valid: bool = True, cycle_ends=None) -> None:
-        """Run the loop for `n_epoch` epochs with extra callbacks: every fit form comes down to this.
-
-        `start_epoch` resumes a fit in its middle: epochs and `train_iter` count from there, so a schedule
-        read at `train_iter` picks up where it left off. `cycle_ends` (epoch counts after which the plan's
-        cycles end) is kept as `learn.cycle_ends` for the callbacks that act there (snapshots, averaging).
-        """
+        """The loop, for `n_epoch` epochs with extra callbacks: every fit form comes down to this. From
+        `start_epoch` on, `train_iter` counts from there (a schedule resumes on its curve); `cycle_ends` is
+        kept as `learn.cycle_ends` for the callbacks that act at cycle ends (snapshots, averaging)."""
         n_iter = check_train_loader(self.dls.train)
-        check_positive_int(n_epoch, "n_epoch")
-        check_start_epoch(start_epoch, n_epoch)
-        if self.opt is None:
-            self.create_opt()
+        check_start_epoch(start_epoch, check_positive_int(n_epoch, "n_epoch"))
+        self.opt = self.opt or self.create_opt()
         self.n_epoch, self.n_iter, self.start_epoch = n_epoch, n_iter, start_epoch
         self.total_iter, self.train_iter = n_epoch * n_iter, start_epoch * n_iter
         self.cycle_ends = [] if cycle_ends is None else list(cycle_ends)
@@ -227,7 +183,7 @@ class Learner:
         self.model.train()
         device = self.device
         for i, (xb, yb) in enumerate(self.dls.train):
-            self.iter, self.xb, self.yb = i, _to_device(xb, device), _to_device(yb, device)
+            self.iter, self.xb, self.yb = i, to_device(xb, device), to_device(yb, device)
             self._with_events(self._train_batch, "batch", CancelBatchException)
 
     def _train_batch(self) -> None:
@@ -244,24 +200,23 @@ class Learner:
             self.opt.zero_grad()
 
     def _step(self) -> None:
-        self._in_step = True
+        self.in_step = True
         self.opt.step()
         self.stepped = True
         self.train_iter += 1
-        self._in_step = False
+        self.in_step = False
 
     def _run_validation(self, dl) -> None:
         self.training = False
-        self.model.eval()
+        self.model.eval()  # the stage's mode, as the validation hooks see it and as it is left afterwards
         self._valid_dl = dl
         self._with_events(self._do_validate, "validate", CancelValidException)
         self.validated_this_epoch = True
 
     def _do_validate(self) -> None:
-        device = self.device
-        with torch.no_grad():
-            for i, (xb, yb) in enumerate(self._valid_dl):
-                self.iter, self.xb, self.yb = i, _to_device(xb, device), _to_device(yb, device)
+        with eval_batches(self.model, self._valid_dl, self.device) as batches:
+            for i, (xb, yb) in enumerate(batches):
+                self.iter, self.xb, self.yb = i, xb, yb
                 self._with_events(self._valid_batch, "batch", CancelBatchException)
 
     def _valid_batch(self) -> None:
@@ -273,31 +228,18 @@ class Learner:
 
     # ---- entry points: arguments, then schedule, then the loop ---------------------------------------
     def fit(self, lr=None, n_cycle=1, cycle_len=None, cycle_mult=1, use_clr=None, use_clr_beta=None, **kwargs):
-        """fastai 0.7 `fit`: `n_cycle` epochs at constant `lr`, or with `cycle_len`, `n_cycle` cycles of SGDR
-        (0.7's warm-up at lr/100 first), `use_clr=(div, cut_div)` or `use_clr_beta=(div, pct)`; cycle c lasts
-        `cycle_len * cycle_mult**c` epochs. `kwargs`, for every fit form: `wd, cbs, cycle_save_name,
-        best_save_name, start_epoch`."""
+        """fastai 0.7 `fit`: `n_cycle` epochs at constant `lr`, or `n_cycle` cycles of `cycle_len * cycle_mult**c`
+        epochs of SGDR (after 0.7's lr/100 warm-up), `use_clr=(div, cut_div)` or `use_clr_beta=(div, pct)`.
+        `kwargs`, for every fit form: `wd, cbs, cycle_save_name, best_save_name, start_epoch`."""
         self._fit(plans.fit, (lr, n_cycle, cycle_len, cycle_mult, use_clr, use_clr_beta), **kwargs)
 
     def fit_one_cycle(self, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25, moms=None, **kwargs):
-        """One cycle (fastai v2): cosine warm-up from lr_max/div to lr_max over `pct_start`, then cosine down to
-        lr_max/div_final; momentum through `moms` the other way."""
+        """One cycle (fastai v2): cosine lr_max/div -> lr_max over `pct_start`, -> lr_max/div_final; `moms` inverse."""
         self._fit(plans.fit_one_cycle, (n_epoch, lr_max, div, div_final, pct_start, moms), **kwargs)
 
-    def fit_cyclic(
-        self,
-        n_epoch,
-        lr_max,
-        base_lr=None,
-        step_size=None,
-        n_cycles=None,
-        mode="triangular",
-        gamma=1.0,
-        moms=None,
-        **kwargs,
-    ):
-        """Smith's cyclical lrs: triangle waves between `base_lr` (default lr_max/4) and `lr_max`, `step_size`
-        iterations per half cycle or `n_cycles` cycles over the fit."""
+    def fit_cyclic(self, n_epoch, lr_max, base_lr=None, step_size=None, n_cycles=None, mode="triangular", gamma=1.0,
+                   moms=None, **kwargs):  # fmt: skip
+        """Smith's cyclical lrs between `base_lr` (lr_max/4) and `lr_max`, `step_size` steps a half or `n_cycles`."""
         self._fit(plans.fit_cyclic, (n_epoch, lr_max, base_lr, step_size, n_cycles, mode, gamma, moms), **kwargs)
 
     def fit_flat_cos(self, n_epoch, lr=None, div_final=1e5, pct_start=0.75, **kwargs):
@@ -312,36 +254,21 @@ class Learner:
         """What every fit form does: its plan's schedule, every check, the optimizer, then the loop."""
         schedule = plan(self.plan_defaults(cbs), *args)
         check_start_epoch(start_epoch, schedule.n_epoch)
-        if best_save_name is not None and self.dls.valid is None:
-            raise ValueError("best_save_name: keeping the best model needs validation data (DataLoaders.valid)")
-        saving = tracking.save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends)
-        cbs = [ParamScheduler(schedule), *saving, *check_cbs(cbs)]
-        for cb in cbs:
-            check_callback(cb)
-        wds = None if wd is None else spread_wd(wd, self.n_groups)
-        if self.opt is None:
-            self.create_opt()
-        set_lrs(self.opt, schedule.lrs)
-        if wds is not None:
-            set_wds(self.opt, wds)
+        saving = tracking.save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends, self.dls.valid)
+        cbs, wds = [ParamScheduler(schedule), *saving, *check_cbs(cbs)], check_wd(wd, self.n_groups)
+        self.opt = self.opt or self.create_opt()
+        set_hypers(self.opt, schedule.lrs, wds)
         self.fit_epochs(schedule.n_epoch, cbs, start_epoch, cycle_ends=schedule.cycle_ends)
 
-    def lr_find(
-        self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, linear=False, suggest_funcs=None, show_plot=False
-    ):
-        """The learning-rate range test; the model, optimizer and RNGs are put back exactly afterwards.
-        Returns the suggestions (by name or index, default first) with the curve (`.plot()`, `.df()`)."""
+    def lr_find(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, linear=False, suggest_funcs=None,
+                show_plot=False):  # fmt: skip
+        """The range test, everything put back exactly afterwards; its suggestions with the curve (`.plot()`)."""
         return run_range_test(self, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs, show_plot)
 
     def preview(self, method, *args, plot: bool = False, **kwargs):
         """The lr and momentum per step that `learn.<method>(*args, **kwargs)` would set, as a DataFrame like
         `recorder.iter_df()` (and a plot): the schedule the fit would build, evaluated; nothing is touched."""
-        schedule, fit_args = plans.plan_call(self.plan_defaults(kwargs.get("cbs")), method, args, kwargs)
-        start_epoch = check_start_epoch(fit_args.get("start_epoch", 0), schedule.n_epoch)
-        df = schedule_df(schedule, current_momentum(self), start_epoch)
-        if plot:
-            plots.plot_schedule(df)
-        return df
+        return preview_call(self, method, args, kwargs, plot)
 
     def distrib_ctx(self):
         """Under torchrun, train data-parallel inside this `with` block; outside torchrun it does nothing."""
@@ -350,9 +277,7 @@ class Learner:
     # ---- evaluation ------------------------------------------------------------------------------------
     def validate(self, dl=None) -> list[float]:
         """[valid_loss, *metrics] over `dl` (default the validation loader), with the validation events."""
-        dl = self.dls.valid if dl is None else dl
-        if dl is None:
-            raise ValueError("dl: no validation data; pass dl=... or give DataLoaders a valid loader")
+        dl = check_valid_loader(self.dls.valid if dl is None else dl)
         was_training = self.model.training
         try:
             self._run_validation(dl)
@@ -363,34 +288,13 @@ class Learner:
 
     def get_preds(self, dl=None, with_input: bool = False):
         """(predictions, targets) over `dl` (default the validation loader), model in eval mode, no events."""
-        dl = self.dls.valid if dl is None else dl
-        if dl is None:
-            raise ValueError("dl: no validation data; pass dl=... or give DataLoaders a valid loader")
-        was_training = self.model.training
-        self.model.eval()
-        preds, targets, inputs = [], [], []
-        try:
-            with torch.no_grad():
-                for xb, yb in dl:
-                    xb = _to_device(xb, self.device)
-                    preds.append(self.model(xb).cpu())
-                    targets.append(yb.cpu() if isinstance(yb, torch.Tensor) else torch.as_tensor(yb))
-                    if with_input:
-                        inputs.append(xb.cpu())
-        finally:
-            self.model.train(was_training)
-        out = (torch.cat(preds), torch.cat(targets))
-        return (torch.cat(inputs), *out) if with_input else out
+        dl = check_valid_loader(self.dls.valid if dl is None else dl)
+        return predictions(self.model, dl, self.device, with_input)
 
     # ---- saving ------------------------------------------------------------------------------------------
-    def model_path(self, name: str) -> Path:
-        return checkpoint.model_path(self, name)
-
-    def save(self, name: str, with_opt: bool = True) -> Path:
-        """Write model (and optimizer) state to `path/model_dir/<name>.pth`; only rank 0 writes."""
+    def save(self, name: str, with_opt: bool = True) -> Path:  # to path/model_dir/<name>.pth; only rank 0 writes
         return checkpoint.save(self, name, with_opt)
 
-    def load(self, name: str, with_opt: bool = True, strict: bool = True) -> Learner:
-        """Read what `save` wrote (`weights_only=True`: no code in the file is run)."""
+    def load(self, name: str, with_opt: bool = True, strict: bool = True) -> Learner:  # weights_only=True
         checkpoint.load(self, name, with_opt, strict)
         return self

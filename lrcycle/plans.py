@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import schedules
-from .checks import check_clr, check_cyclic, check_moms, check_number, check_positive_int, spread
+from .checks import check_clr, check_cyclic, check_moms, check_number, check_positive_int, check_train_loader, spread
 from .schedules import Schedule
 
 # What a fit call takes besides its schedule's arguments (the Learner's `_fit` reads them).
@@ -26,6 +26,16 @@ class PlanDefaults:
     lr: object
     moms: tuple
     steps_per_epoch: int
+
+
+def steps_per_epoch(train, cbs) -> int:
+    """Optimizer steps an epoch of `train` takes: one per batch, unless a callback (gradient accumulation)
+    says otherwise through a `steps_per_epoch(n_batches)` method."""
+    steps = check_train_loader(train)
+    for cb in cbs:
+        if hasattr(cb, "steps_per_epoch"):
+            steps = cb.steps_per_epoch(steps)
+    return steps
 
 
 def fit(d: PlanDefaults, lr=None, n_cycle=1, cycle_len=None, cycle_mult=1, use_clr=None, use_clr_beta=None):

@@ -79,7 +79,7 @@ def plot_loss_trace(recorder, skip_start=5, ax=None):
     ax.plot(iters[skip:], recorder.losses[skip:], alpha=0.3, label="train (raw)")
     ax.plot(iters[skip:], recorder.smooth_losses[skip:], label="train (smoothed)")
     ends = _epoch_end_iters(recorder)
-    valid = [row[2] for row in recorder.epochs]
+    valid = [row["valid_loss"] for row in recorder.epochs]
     if ends and any(math.isfinite(v) for v in valid):
         ax.plot(ends, valid[: len(ends)], marker="o", label="valid")
     ax.set_xlabel("iteration")
@@ -92,7 +92,7 @@ def _epoch_end_iters(recorder) -> list[int]:
     ends = {}
     for it, epoch in zip(recorder.iters, recorder.iter_epochs):
         ends[epoch] = it
-    return [ends[row[0]] for row in recorder.epochs if row[0] in ends]
+    return [ends[row["epoch"]] for row in recorder.epochs if row["epoch"] in ends]
 
 
 def plot_epoch_metrics(epoch_df, ax=None):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import pandas as pd
 import torch
 
 from . import plots
-from .callback import Callback
+from .callback import ORDER, Callback
 from .hyper import get_mom
 
 
@@ -20,9 +21,12 @@ class Recorder(Callback):
     `smooth = avg / (1 - beta**n)`, reset at the start of every fit and range test.
     An iteration is one optimizer step: with gradient accumulation, the losses of the batches
     that make one step are averaged into one point.
+
+    Each epoch's results are a dict read by name, `epochs[-1]["valid_loss"]`: keys `epoch, train_loss,
+    valid_loss`, one per metric name, `time`, the columns of `epoch_df()`.
     """
 
-    order = 50
+    order = ORDER["recorder"]
 
     def __init__(self, beta: float = 0.98):
         if not 0 <= beta < 1:
@@ -30,7 +34,7 @@ class Recorder(Callback):
         self.beta = beta
         self.metric_names: list[str] = []
         self._reset_traces()
-        self.epochs: list[list] = []
+        self.epochs: list[dict] = []
         self.suggestions = None
         self.last_valid: list[float] = []
 
@@ -97,6 +101,18 @@ class Recorder(Callback):
         self._valid_sums = batch if self._valid_sums is None else self._valid_sums + batch
         self._valid_count += n
 
+    def reduce_valid(self, reduce: Callable[[torch.Tensor], torch.Tensor], width: int) -> None:
+        """Replace this validation's running totals by `reduce(packed)`, where `packed` is the float64 CPU
+        tensor `[loss*n, metric*n, ..., n]` summed over this process's batches (`width` = 1 + metrics values
+        before the count; zeros when no batch was seen). Distributed training passes an all-reduce here, so
+        the mean taken in `after_validate` is over every process's shard; call it before that hook runs.
+        """
+        sums = self._valid_sums if self._valid_sums is not None else torch.zeros(width)
+        count = torch.tensor([float(self._valid_count)], dtype=torch.double)
+        total = reduce(torch.cat([sums.detach().double().cpu(), count]))
+        self._valid_count = int(total[-1].item())
+        self._valid_sums = total[:-1] if self._valid_count > 0 else None
+
     def after_validate(self, learn) -> None:
         sums, count = self._valid_sums, self._valid_count
         # cleared here too: a validation cancelled before our before_validate must not reuse them
@@ -110,7 +126,10 @@ class Recorder(Callback):
         epoch_losses = self.losses[self._epoch_losses_start :]
         train_loss = sum(epoch_losses) / len(epoch_losses) if epoch_losses else math.nan
         valid = self.last_valid if learn.validated_this_epoch else [math.nan] * (1 + len(learn.metrics))
-        self.epochs.append([learn.epoch, train_loss, *valid, time.perf_counter() - self._epoch_start])
+        names = ["valid_loss", *self.metric_names]
+        row = {"epoch": learn.epoch, "train_loss": train_loss, **dict(zip(names, valid, strict=True))}
+        row["time"] = time.perf_counter() - self._epoch_start
+        self.epochs.append(row)
         self.before_epoch(learn)  # the next epoch starts here should its before_epoch be cancelled early
 
     # ---- views -------------------------------------------------------------------------------------
@@ -134,12 +153,12 @@ class Recorder(Callback):
     def epoch_df(self) -> pd.DataFrame:
         """One row per epoch: epoch, train_loss, valid_loss, one column per metric, time (seconds)."""
         columns = ["epoch", "train_loss", "valid_loss", *self.metric_names, "time"]
-        return pd.DataFrame(self.epochs, columns=columns)
+        return pd.DataFrame([[row[name] for name in columns] for row in self.epochs], columns=columns)
 
     @property
     def values(self) -> list[list[float]]:
         """Per epoch: [valid_loss, *metrics], as fastai users read them."""
-        return [row[2:-1] for row in self.epochs]
+        return [[row["valid_loss"], *(row[name] for name in self.metric_names)] for row in self.epochs]
 
     # ---- drawing -----------------------------------------------------------------------------------
     def plot(self, skip_start: int = 10, skip_end: int = 5, suggestions: bool = True, ax=None):

@@ -49,7 +49,7 @@ def trace(learn, local: LocalLosses) -> dict:
         "smooth_losses": list(rec.smooth_losses),
         "lrs": list(rec.lrs),
         "moms": list(rec.moms),
-        "epochs": [row[:-1] for row in rec.epochs],  # without the time column
+        "epochs": [[v for k, v in row.items() if k != "time"] for row in rec.epochs],
         "local_losses": list(local.losses),
         "weights": weights(learn),
     }

@@ -72,7 +72,7 @@ def test_plot_losses(recorder, tmp_path):
     (ax,) = save(recorder.plot_losses(skip_start=0), tmp_path, "losses")
     raw, smooth, valid = ax.get_lines()
     assert list(raw.get_ydata()) == recorder.losses and list(smooth.get_ydata()) == recorder.smooth_losses
-    assert list(valid.get_ydata()) == [row[2] for row in recorder.epochs]
+    assert list(valid.get_ydata()) == [row["valid_loss"] for row in recorder.epochs]
 
 
 def test_plot_metrics_one_panel_for_losses_and_one_per_metric(recorder, tmp_path):

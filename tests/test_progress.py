@@ -23,7 +23,8 @@ def test_terminal_prints_one_header_and_one_line_per_epoch(capsys):
         cells = line.split()
         assert cells[0] == str(epoch) and len(cells) == 5
         row = learn.recorder.epochs[epoch]
-        assert [float(c) for c in cells[1:4]] == pytest.approx(row[1:4], abs=1e-6)
+        expected = [row["train_loss"], row["valid_loss"], row["accuracy"]]
+        assert [float(c) for c in cells[1:4]] == pytest.approx(expected, abs=1e-6)
 
 
 def test_progress_is_on_by_default_outside_notebooks(capsys):

@@ -69,20 +69,70 @@ def test_train_loss_per_epoch_is_the_mean_of_that_epochs_raw_losses():
     n_iter = 6  # 96 samples in batches of 16
     for epoch, row in enumerate(rec.epochs):
         chunk = rec.losses[epoch * n_iter : (epoch + 1) * n_iter]
-        assert row[0] == epoch
-        assert row[1] == pytest.approx(sum(chunk) / n_iter, rel=1e-12)
+        assert row["epoch"] == epoch
+        assert row["train_loss"] == pytest.approx(sum(chunk) / n_iter, rel=1e-12)
     assert rec.iter_epochs == [0] * 6 + [1] * 6
 
 
 def test_valid_loss_and_accuracy_equal_a_raw_eval_loop():
     learn = fitted(metrics=[accuracy, error_rate])
     loss, acc = raw_valid(learn.model, learn.dls.valid, torch.nn.CrossEntropyLoss())
-    _, _, valid_loss, rec_acc, rec_err, seconds = learn.recorder.epochs[-1]
+    row = learn.recorder.epochs[-1]
+    valid_loss, rec_acc, rec_err, seconds = row["valid_loss"], row["accuracy"], row["error_rate"], row["time"]
     assert valid_loss == pytest.approx(loss, rel=1e-6)
     assert rec_acc == pytest.approx(acc, abs=1e-6) and rec_err == pytest.approx(1 - acc, abs=1e-6)
     assert seconds > 0
     assert learn.validate() == pytest.approx([loss, acc, 1 - acc], rel=1e-6)
     assert learn.recorder.values[-1] == [valid_loss, rec_acc, rec_err]
+
+
+def test_epoch_results_are_read_by_name_with_the_epoch_tables_columns():
+    rec = fitted(metrics=[accuracy, error_rate]).recorder
+    df = rec.epoch_df()
+    assert list(df.columns) == ["epoch", "train_loss", "valid_loss", "accuracy", "error_rate", "time"]
+    assert [list(row) for row in rec.epochs] == [list(df.columns)] * 2
+    assert [list(row.values()) for row in rec.epochs] == df.values.tolist()
+    assert rec.values == [[row["valid_loss"], row["accuracy"], row["error_rate"]] for row in rec.epochs]
+
+
+def test_reduce_valid_replaces_the_totals_before_the_mean_is_taken():
+    """What distributed training does with an all-reduce: here a second shard's totals, computed by a raw
+    loop, are added, so the recorded mean must be the mean over both shards together."""
+    dls = make_dls(n_valid=32)
+    other = make_dls(n_valid=20, seed=1).valid
+    learn = Learner(dls, make_mlp(), metrics=[accuracy], progress=False, device="cpu")
+    loss_func = torch.nn.CrossEntropyLoss()
+    loss_a, acc_a = raw_valid(learn.model, dls.valid, loss_func)
+    loss_b, acc_b = raw_valid(learn.model, other, loss_func)
+    other_totals = torch.tensor([loss_b * 20, acc_b * 20, 20.0], dtype=torch.double)
+
+    class AddOtherShard(Callback):
+        order = 40  # before the recorder's after_validate, as the distributed callback
+
+        def after_validate(self, learn):
+            learn.recorder.reduce_valid(lambda packed: packed + other_totals, 2)
+
+    learn.add_cbs([AddOtherShard()])
+    expected = [(loss_a * 32 + loss_b * 20) / 52, (acc_a * 32 + acc_b * 20) / 52]
+    assert learn.validate() == pytest.approx(expected, rel=1e-6)
+
+
+def test_reduce_valid_with_no_batches_seen_packs_zeros():
+    seen = []
+
+    class CancelThenReduce(Callback):
+        order = 40
+
+        def before_validate(self, learn):
+            raise CancelValidException
+
+        def after_validate(self, learn):
+            learn.recorder.reduce_valid(lambda packed: seen.append(packed.clone()) or packed, 3)
+
+    learn = Learner(make_dls(), make_mlp(), metrics=[accuracy, error_rate], progress=False, cbs=[CancelThenReduce()])
+    result = learn.validate()
+    assert len(seen) == 1 and seen[0].dtype == torch.double and seen[0].tolist() == [0.0] * 4
+    assert len(result) == 3 and all(math.isnan(v) for v in result)
 
 
 def test_valid_loss_weighs_batches_by_their_size():
@@ -190,8 +240,8 @@ def test_an_epoch_without_validation_data_records_nan():
     dls.valid = None
     learn = Learner(dls, make_mlp(), metrics=[accuracy], progress=False)
     learn.fit(0.05, 1)
-    _, train_loss, valid_loss, acc, _ = learn.recorder.epochs[0]
-    assert math.isfinite(train_loss) and math.isnan(valid_loss) and math.isnan(acc)
+    row = learn.recorder.epochs[0]
+    assert math.isfinite(row["train_loss"]) and math.isnan(row["valid_loss"]) and math.isnan(row["accuracy"])
 
 
 def test_validation_cancelled_before_the_recorder_sees_it_records_nan_not_stale_values():
@@ -204,5 +254,5 @@ def test_validation_cancelled_before_the_recorder_sees_it_records_nan_not_stale_
 
     learn = fitted(n_epoch=2, cbs=[SkipSecondValidation()])
     first, second = learn.recorder.epochs
-    assert math.isfinite(first[2]) and math.isfinite(first[3])
-    assert math.isnan(second[2]) and math.isnan(second[3])
+    assert math.isfinite(first["valid_loss"]) and math.isfinite(first["accuracy"])
+    assert math.isnan(second["valid_loss"]) and math.isnan(second["accuracy"])

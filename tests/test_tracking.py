@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import make_dls, make_mlp
 
-from lrcycle import Callback, Learner, accuracy
+from lrcycle import Callback, Learner, accuracy, checkpoint
 from lrcycle.callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from lrcycle.callbacks.tracking import CycleSnapshotCallback, SaveModelCallback
 
@@ -44,7 +44,7 @@ def assert_state_equal(actual, expected):
 
 
 def saved_model(learn, name):
-    return torch.load(learn.model_path(name), weights_only=True)["model"]
+    return torch.load(checkpoint.model_path(learn, name), weights_only=True)["model"]
 
 
 def test_constant_fit_saves_a_snapshot_after_every_epoch(tmp_path):

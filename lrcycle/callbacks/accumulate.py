@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..callback import Callback, CancelStepException
+from ..callback import ORDER, Callback, CancelStepException
 from ..checks import check_positive_int
 
 
@@ -22,7 +22,7 @@ class GradientAccumulation(Callback):
     steps are skipped before any other `before_step` hook (gradient clipping sees the summed gradient).
     """
 
-    order = -20
+    order = ORDER["accumulation"]
 
     def __init__(self, n_batches: int):
         self.n_batches = check_positive_int(n_batches, "n_batches")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch.optim.swa_utils import AveragedModel, update_bn
 
-from ..callback import Callback
+from ..callback import ORDER, Callback
 from ..checks import check_positive_int
 from ..distributed import broadcast_buffers, group_active, unwrap
+from ..evaluation import eval_batches
 
 
 class CycleAverage(Callback):
@@ -29,7 +30,7 @@ class CycleAverage(Callback):
     are sent to every rank and validation losses are summed over ranks, so all ranks keep the same model.
     """
 
-    order = 65  # after the recorder; before the snapshots' saving and early stopping (which may end the fit)
+    order = ORDER["averaging"]  # after the recorder; before the snapshots' saving and early stopping
 
     def __init__(self, cycle_ends=None, start_cycle: int = 0, keep: str = "average"):
         if keep not in ("average", "best"):
@@ -71,16 +72,10 @@ class CycleAverage(Callback):
 def valid_loss(learn, model=None) -> float:
     """Mean loss of `model` (default the learner's) over the validation data, without firing events."""
     model = learn.model if model is None else model
-    was_training = model.training
-    model.eval()
     sums = torch.zeros(2, device=learn.device)  # (sum of losses, number of samples)
-    try:
-        with torch.no_grad():
-            for xb, yb in learn.dls.valid:
-                xb, yb = xb.to(learn.device), yb.to(learn.device)
-                sums += torch.stack([learn.loss_func(model(xb), yb).float() * len(yb), sums.new_tensor(len(yb))])
-    finally:
-        model.train(was_training)
+    with eval_batches(model, learn.dls.valid, learn.device) as batches:
+        for xb, yb in batches:
+            sums += torch.stack([learn.loss_func(model(xb), yb).float() * len(yb), sums.new_tensor(len(yb))])
     if group_active():
         torch.distributed.all_reduce(sums)
     return (sums[0] / sums[1]).item()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..callback import Callback, CancelFitException
+from ..callback import ORDER, Callback, CancelFitException
 from ..checks import check_positive_int
 from ..distributed import group_active, is_main_process
 from .tracking import TrackerCallback
@@ -17,7 +17,7 @@ class EarlyStoppingCallback(TrackerCallback):
     recorded and saved before the fit stops. `stopped_epoch` is the epoch it stopped after, else None.
     """
 
-    order = 80
+    order = ORDER["early_stopping"]
 
     def __init__(self, monitor: str = "valid_loss", mode: str = "auto", min_delta: float = 0.0, patience: int = 1):
         super().__init__(monitor, mode, min_delta)
@@ -46,7 +46,7 @@ class TerminateOnNaNCallback(Callback):
     rank stops together: one rank's non-finite loss stops them all.
     """
 
-    order = 90
+    order = ORDER["nan"]
 
     def before_fit(self, learn) -> None:
         self.stopped_at = None

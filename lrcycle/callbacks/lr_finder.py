@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..callback import CancelFitException
+from ..callback import ORDER, CancelFitException
 from .param_scheduler import ParamScheduler
 
 
@@ -15,7 +15,7 @@ class LRFinderCallback(ParamScheduler):
     test's progress.
     """
 
-    order = 0
+    order = ORDER["finder"]
 
     def before_fit(self, learn) -> None:
         learn.total_iter = self.schedule.n_steps
@@ -29,7 +29,7 @@ class RangeTestStop:
     iteration that stops the test is the last one recorded, and the smoothed loss tested is the one plotted.
     """
 
-    order = 70  # after the Recorder and the progress bar have seen the batch
+    order = ORDER["tracker"]  # after the Recorder and the progress bar have seen the batch
 
     def __init__(self, num_it: int, stop_div: bool = True, div_factor: float = 4.0):
         self.num_it, self.stop_div, self.div_factor = num_it, stop_div, div_factor

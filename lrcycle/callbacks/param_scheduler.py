@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import schedules
-from ..callback import Callback
+from ..callback import ORDER, Callback
 from ..hyper import set_mom
 from ..schedules import Schedule
 
@@ -17,7 +17,7 @@ class ParamScheduler(Callback):
     `load_state_dict` rebuilds the same schedule.
     """
 
-    order = 10
+    order = ORDER["scheduler"]
 
     def __init__(self, schedule: Schedule):
         if not isinstance(schedule, Schedule):

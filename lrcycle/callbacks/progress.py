@@ -7,7 +7,7 @@ import math
 from fastprogress import fastprogress
 from fastprogress.fastprogress import format_time
 
-from ..callback import Callback
+from ..callback import ORDER, Callback
 from ..distributed import is_main_process
 
 
@@ -18,7 +18,7 @@ class ProgressCallback(Callback):
     only one table line per epoch, so nothing is redrawn thousands of times.
     """
 
-    order = 60
+    order = ORDER["progress"]
 
     def __init__(self, in_notebook: bool | None = None):
         self.in_notebook = fastprogress.IN_NOTEBOOK if in_notebook is None else in_notebook
@@ -54,7 +54,7 @@ class ProgressCallback(Callback):
         if not self.show:
             return
         row = learn.recorder.epochs[-1]
-        cells = [str(row[0])] + [_fmt(v) for v in row[1:-1]] + [format_time(row[-1])]
+        cells = [str(row["epoch"])] + [_fmt(row[name]) for name in self.names[1:-1]] + [format_time(row["time"])]
         if self.in_notebook:
             self.mbar.write(cells, table=True)
             self.mbar.update(learn.epoch + 1)

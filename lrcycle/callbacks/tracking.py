@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..callback import Callback
+from ..callback import ORDER, Callback
 from ..distributed import group_active
 from ..recorder import metric_name
 
@@ -26,7 +26,7 @@ class TrackerCallback(Callback):
     A fit without validation (a range test, `with_valid=False`) leaves a tracker of a validation value idle.
     """
 
-    order = 70
+    order = ORDER["tracker"]
 
     def __init__(self, monitor: str = "valid_loss", mode: str = "auto", min_delta: float = 0.0):
         if mode not in ("auto", "min", "max"):
@@ -42,7 +42,6 @@ class TrackerCallback(Callback):
         if self.monitor not in columns:
             raise ValueError(f"monitor: {self.monitor!r} is not an epoch column; choose one of {columns}")
         self.active = self.monitor == "train_loss" or learn.with_valid
-        self._column = columns.index(self.monitor) + 1  # epoch rows start with the epoch number
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = None
 
@@ -50,7 +49,7 @@ class TrackerCallback(Callback):
         """Read this epoch's value; if it beats the best, keep it as the best and say so (NaN never does)."""
         if not self.active:
             return False
-        value = learn.recorder.epochs[-1][self._column]
+        value = learn.recorder.epochs[-1][self.monitor]
         better = value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
         if better:
             self.best, self.best_epoch = value, learn.epoch
@@ -92,7 +91,7 @@ class CycleSnapshotCallback(Callback):
     Cycles end after the epoch counts in `cycle_ends`; `None` takes the fit's own (`learn.cycle_ends`).
     """
 
-    order = 70
+    order = ORDER["tracker"]
 
     def __init__(self, name: str, cycle_ends=None, with_opt: bool = True):
         self.name, self.with_opt = _check_name(name, "cycle_save_name"), with_opt
@@ -108,8 +107,11 @@ class CycleSnapshotCallback(Callback):
             self.saved.append(learn.save(f"{self.name}_cyc_{cycle}", with_opt=self.with_opt))
 
 
-def save_callbacks(cycle_save_name, best_save_name, cycle_ends) -> list:
-    """The callbacks that `cycle_save_name` / `best_save_name` of a fit call ask for."""
+def save_callbacks(cycle_save_name, best_save_name, cycle_ends, valid_dl) -> list:
+    """The callbacks that `cycle_save_name` / `best_save_name` of a fit call ask for (the best model needs
+    validation data)."""
+    if best_save_name is not None and valid_dl is None:
+        raise ValueError("best_save_name: keeping the best model needs validation data (DataLoaders.valid)")
     cbs = []
     if cycle_save_name is not None:
         cbs.append(CycleSnapshotCallback(cycle_save_name, cycle_ends))

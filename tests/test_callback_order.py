@@ -1,0 +1,86 @@
+"""The order table in `lrcycle.callback`: one place says where each shipped callback runs."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from lrcycle.callback import ORDER
+from lrcycle.callbacks.accumulate import GradientAccumulation
+from lrcycle.callbacks.averaging import CycleAverage
+from lrcycle.callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
+from lrcycle.callbacks.progress import ProgressCallback
+from lrcycle.callbacks.tracking import CycleSnapshotCallback, SaveModelCallback
+from lrcycle.distributed import DistributedCallback
+from lrcycle.recorder import Recorder
+
+PACKAGE = Path(__file__).resolve().parent.parent / "lrcycle"
+
+# The sequence the loop needs: steps counted and lrs set before anything reads them, the loss averaged across
+# processes before it is recorded, the recorder before everything that reads its rows, and the callbacks that
+# end the fit last.
+SEQUENCE = [
+    "interrupt",
+    "accumulation",
+    "finder",
+    "scheduler",
+    "distributed",
+    "recorder",
+    "progress",
+    "averaging",
+    "tracker",
+    "early_stopping",
+    "nan",
+]
+
+
+def test_the_table_lists_the_slots_in_the_order_they_run():
+    assert list(ORDER) == SEQUENCE
+    values = [ORDER[slot] for slot in SEQUENCE]
+    assert values == sorted(values) and len(set(values)) == len(values)
+    assert all(isinstance(v, int) for v in values)
+
+
+@pytest.mark.parametrize(
+    "cls, slot",
+    [
+        (GradientAccumulation, "accumulation"),
+        (DistributedCallback, "distributed"),
+        (Recorder, "recorder"),
+        (ProgressCallback, "progress"),
+        (CycleAverage, "averaging"),
+        (SaveModelCallback, "tracker"),
+        (CycleSnapshotCallback, "tracker"),
+        (EarlyStoppingCallback, "early_stopping"),
+        (TerminateOnNaNCallback, "nan"),
+    ],
+)
+def test_each_callback_takes_its_order_from_the_table(cls, slot):
+    assert cls.order == ORDER[slot]
+
+
+def class_orders(path: Path) -> list[str]:
+    """`Class: code` for every `order = ...` in a class body of the file that is not `ORDER["..."]`."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ClassDef) or node.name == "Callback":
+            continue
+        for stmt in node.body:
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                names = [t.id for t in (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target])]
+                value = stmt.value
+                from_table = (
+                    isinstance(value, ast.Subscript)
+                    and isinstance(value.value, ast.Name)
+                    and value.value.id == "ORDER"
+                    and isinstance(value.slice, ast.Constant)
+                    and value.slice.value in ORDER
+                )
+                if "order" in names and not from_table:
+                    found.append(f"{node.name}: {ast.unparse(stmt)}")
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_shipped_callback_writes_its_own_order_number(path):
+    assert class_orders(path) == []
