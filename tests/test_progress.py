@@ -81,3 +81,140 @@ class _Handle:
 
     def update(self, obj):
         pass
+
+
+def test_a_log_gets_a_bounded_number_of_lines_for_a_long_epoch(capsys):
+    """Not a terminal (CI, a file): no bar is redrawn; a 3-epoch x 60-batch fit prints at most 25 lines."""
+    learn = Learner(make_dls(n_train=960, bs=16), make_mlp(), metrics=[accuracy], device="cpu")
+    assert learn.steps_per_epoch() == 60
+    learn.lr_find(num_it=30)
+    learn.fit(0.05, 3)
+    out = capsys.readouterr().out
+    assert "\r" not in out
+    assert len(out.splitlines()) <= 25
+
+
+PTY_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import torch
+torch.set_num_threads(1)
+from conftest import make_dls, make_mlp
+from lrcycle import Learner, accuracy
+learn = Learner(make_dls(n_train=960, bs=16), make_mlp(), metrics=[accuracy], device="cpu")
+learn.lr_find(num_it=40, stop_div=False)
+learn.fit(0.05, 3)
+"""
+
+
+def run_in_a_pseudo_terminal(code: str) -> str:
+    """Run `code` in a fresh Python whose stdout is a pseudo-terminal; return what it wrote there."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=follower, stderr=subprocess.PIPE, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, err = proc.communicate(timeout=120)
+    os.close(leader)
+    assert proc.returncode == 0, err.decode()
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_a_terminal_shows_live_bars_with_an_eta_and_a_range_test_bar_over_num_it():
+    import re
+    from pathlib import Path
+
+    out = run_in_a_pseudo_terminal(PTY_SCRIPT.format(tests=str(Path(__file__).parent)))
+    frames = out.replace("\r\n", "\n").split("\r")
+    # the range test: one bar over num_it=40 iterations (not the epoch's 60 batches), finished
+    assert any(re.search(r"range test \|.*\[40/40 \d\d:\d\d<\d\d:\d\d", f) for f in frames)
+    # the fit: per epoch a bar over its 60 batches, with elapsed<remaining (the ETA) and the smoothed loss
+    for epoch in (1, 2, 3):
+        assert any(re.search(rf"Epoch {epoch}/3 : \|.*\[\d+/60 \d\d:\d\d<\d\d:\d\d", f) for f in frames)
+    assert re.search(r"\[\d+/60 \d\d:\d\d<\d\d:\d\d smoothed loss \d+\.\d{4}\]", out)
+    # and the epoch table: the header and one row per epoch
+    lines = [line.strip() for line in out.replace("\r", "\n").splitlines()]
+    assert any(line.split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time"] for line in lines)
+    for epoch in range(3):
+        assert any(line.split()[:1] == [str(epoch)] and len(line.split()) == 5 for line in lines)
+
+
+def notebook_display(monkeypatch):
+    """fastprogress imports these only when it starts inside a notebook; give them to it, and collect the HTML."""
+    ipython_display = pytest.importorskip("IPython.display")
+    from fastprogress import fastprogress
+
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(obj)
+
+    monkeypatch.setattr(fastprogress, "HTML", ipython_display.HTML, raising=False)
+    monkeypatch.setattr(fastprogress, "display", lambda obj, **kw: shown.append(obj) or Handle(), raising=False)
+    monkeypatch.setattr(fastprogress, "clear_output", lambda *a, **kw: None, raising=False)
+    return shown
+
+
+def test_in_a_notebook_the_range_test_bar_counts_num_it(monkeypatch):
+    shown = notebook_display(monkeypatch)
+    learn = learner(progress=False)
+    learn.add_cbs([ProgressCallback(in_notebook=True)])
+    assert learn.steps_per_epoch() == 6  # the bar must not count the epoch's batches
+    learn.lr_find(num_it=30, stop_div=False)
+    html = "".join(getattr(obj, "data", "") for obj in shown)
+    assert "max='30'" in html and "[30/30 " in html
+    assert "max='6'" not in html
+
+
+def test_in_a_notebook_validation_shows_a_bar(monkeypatch):
+    shown = notebook_display(monkeypatch)
+    learn = Learner(make_dls(n_valid=96), make_mlp(), device="cpu", progress=False)
+    learn.add_cbs([ProgressCallback(in_notebook=True)])
+    n_valid_batches = len(learn.dls.valid)
+    assert n_valid_batches == 3
+    learn.fit(0.05, 1)
+    html = "".join(getattr(obj, "data", "") for obj in shown)
+    assert f"max='{n_valid_batches}'" in html and f"[{n_valid_batches}/{n_valid_batches} " in html
+
+
+def test_a_bar_reads_the_loss_at_most_four_times_a_second():
+    import time
+
+    from lrcycle.callbacks.progress import LOSS_READ_EVERY, _LossComment
+
+    class CountingList(list):
+        reads = 0
+
+        def __getitem__(self, i):
+            CountingList.reads += 1
+            return super().__getitem__(i)
+
+    class Bar:
+        comment = ""
+
+    class Rec:
+        smooth_losses = CountingList([0.5])
+
+    class Learn:
+        recorder = Rec()
+
+    comment, bar, start = _LossComment(), Bar(), time.monotonic()
+    for _ in range(2000):
+        comment.refresh(bar, Learn())
+    elapsed = time.monotonic() - start
+    assert bar.comment == "smoothed loss 0.5000"
+    assert 1 <= CountingList.reads <= 1 + elapsed / LOSS_READ_EVERY
