@@ -63,6 +63,7 @@ def run_range_test(
     values = [func(rec.lrs, rec.smooth_losses) for func in funcs]
     rec.suggestions = {func.__name__: value for func, value in zip(funcs, values, strict=True)}
     result = suggestion_result(funcs, values, rec.lrs, rec.losses, rec.smooth_losses)
+    rec.lr_find_result = result  # `recorder.plot()` draws it, after later fits too
     if show_plot:
         result.plot()
     return result
@@ -126,7 +127,8 @@ class RangeTestCurve:
     def plot(self, skip_start: int = 10, skip_end: int = 5, suggestions: bool = True, ax=None):
         """Smoothed loss against lr (log x axis), the suggestions marked."""
         marks = self.suggestions if suggestions else None
-        return plots.plot_loss_vs_lr(self.lrs, self.smooth_losses, skip_start, skip_end, marks, ax=ax)
+        title = f"range test, {len(self.lrs)} iterations"
+        return plots.plot_loss_vs_lr(self.lrs, self.smooth_losses, skip_start, skip_end, marks, ax=ax, title=title)
 
 
 @lru_cache(maxsize=64)

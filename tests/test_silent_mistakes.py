@@ -76,11 +76,19 @@ def test_a_fit_whose_loss_becomes_non_finite_warns_naming_the_first_iteration():
 
 
 def test_a_finite_fit_and_a_diverging_range_test_do_not_warn():
-    learn = Learner(make_dls(), make_mlp(), progress=False)
+    calls = []
+
+    def loss_going_nan(pred, y):  # finite for the first 10 batches, NaN after: a diverging range test
+        calls.append(1)
+        loss = nn.functional.cross_entropy(pred, y)
+        return loss if len(calls) <= 10 else loss * float("nan")
+
+    learn = Learner(make_dls(), make_mlp(), loss_func=loss_going_nan, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", NonFiniteLossWarning)
-        learn.fit(0.05, 1)
-        learn.lr_find(end_lr=1e8, num_it=30, stop_div=False)  # the test is meant to diverge
+        learn.fit(0.05, 1)  # 6 batches, all finite
+        result = learn.lr_find(num_it=30, stop_div=False)
+    assert any(loss != loss for loss in result.losses)  # it did diverge
 
 
 @pytest.mark.parametrize(
