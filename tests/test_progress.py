@@ -94,50 +94,51 @@ def test_a_log_gets_a_bounded_number_of_lines_for_a_long_epoch(capsys):
     assert len(out.splitlines()) <= 25
 
 
-PTY_SCRIPT = """
-import sys
-sys.path.insert(0, {tests!r})
-import torch
-torch.set_num_threads(1)
-from conftest import make_dls, make_mlp
-from lrcycle import Learner, accuracy
-learn = Learner(make_dls(n_train=960, bs=16), make_mlp(), metrics=[accuracy], device="cpu")
-learn.lr_find(num_it=40, stop_div=False)
-learn.fit(0.05, 3)
-"""
-
-
-def run_in_a_pseudo_terminal(code: str) -> str:
-    """Run `code` in a fresh Python whose stdout is a pseudo-terminal; return what it wrote there."""
+def run_in_a_pseudo_terminal(body) -> str:
+    """Call `body()` with sys.stdout a pseudo-terminal (so `isatty()` is true, as in a terminal window), and
+    return what it wrote there; a thread drains the terminal so the writer never blocks."""
     import os
     import pty
-    import subprocess
     import sys
+    import threading
 
     leader, follower = pty.openpty()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=follower, stderr=subprocess.PIPE, env=env)
-    os.close(follower)
     chunks = []
-    while True:
-        try:
-            data = os.read(leader, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    _, err = proc.communicate(timeout=120)
-    os.close(leader)
-    assert proc.returncode == 0, err.decode()
+
+    def drain():
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the terminal was closed
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    terminal = open(follower, "w", encoding="utf-8", closefd=True)
+    saved, sys.stdout = sys.stdout, terminal
+    try:
+        assert sys.stdout.isatty()
+        body()
+    finally:
+        sys.stdout = saved
+        terminal.close()
+        reader.join(timeout=10)
+        os.close(leader)
     return b"".join(chunks).decode("utf-8", "replace")
 
 
 def test_a_terminal_shows_live_bars_with_an_eta_and_a_range_test_bar_over_num_it():
     import re
-    from pathlib import Path
 
-    out = run_in_a_pseudo_terminal(PTY_SCRIPT.format(tests=str(Path(__file__).parent)))
+    def body():
+        learn = Learner(make_dls(n_train=960, bs=16), make_mlp(), metrics=[accuracy], device="cpu")
+        learn.lr_find(num_it=40, stop_div=False)
+        learn.fit(0.05, 3)
+
+    out = run_in_a_pseudo_terminal(body)
     frames = out.replace("\r\n", "\n").split("\r")
     # the range test: one bar over num_it=40 iterations (not the epoch's 60 batches), finished
     assert any(re.search(r"range test \|.*\[40/40 \d\d:\d\d<\d\d:\d\d", f) for f in frames)
@@ -218,3 +219,35 @@ def test_a_bar_reads_the_loss_at_most_four_times_a_second():
     elapsed = time.monotonic() - start
     assert bar.comment == "smoothed loss 0.5000"
     assert 1 <= CountingList.reads <= 1 + elapsed / LOSS_READ_EVERY
+
+
+@pytest.mark.slow
+def test_in_a_real_notebook_kernel_the_range_test_bar_counts_num_it_and_validation_has_a_bar(tmp_path, monkeypatch):
+    """Run in a Jupyter kernel (fastprogress detects the notebook itself): the range test's bar ends at
+    num_it=30 of 30, not at the epoch's 6 batches, and the fit's validation pass draws a bar over its 3 batches."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    from pathlib import Path
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    tests, root = Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent
+    setup = (
+        f"import sys; sys.path[:0] = [{str(root)!r}, {str(tests)!r}]\n"
+        "import torch; torch.set_num_threads(1)\n"
+        "from conftest import make_dls, make_mlp\n"
+        "from lrcycle import Learner\n"
+        "learn = Learner(make_dls(n_valid=96), make_mlp(), device='cpu')\n"
+        "assert learn.steps_per_epoch() == 6 and len(learn.dls.valid) == 3"
+    )
+    cells = [setup, "_ = learn.lr_find(num_it=30, stop_div=False)", "learn.fit(0.05, 1)"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+
+    def html(cell):
+        return "".join(out.get("data", {}).get("text/html", "") for out in cell.outputs)
+
+    range_test, fit = html(nb.cells[1]), html(nb.cells[2])
+    assert "max='30'" in range_test and "[30/30 " in range_test and "max='6'" not in range_test
+    assert "valid_loss" in fit  # the epoch table
