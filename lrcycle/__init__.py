@@ -16,6 +16,7 @@ from .callback import (
 from .callbacks.accumulate import GradientAccumulation
 from .callbacks.averaging import CycleAverage
 from .callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
+from .callbacks.loss_check import NonFiniteLossWarning
 from .callbacks.lr_finder import LRFinderCallback
 from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
@@ -27,7 +28,7 @@ from .layers import resnet_splitter, sequential_head_splitter, sequential_splitt
 from .learner import Learner
 from .metrics import accuracy, error_rate
 from .models import digits_cnn, digits_mlp
-from .plots import plot_schedule
+from .plots import NothingToPlotWarning, plot_schedule
 from .recorder import Recorder
 from .transfer import transfer_learner
 
@@ -47,6 +48,8 @@ __all__ = [
     "GradientAccumulation",
     "LRFinderCallback",
     "Learner",
+    "NonFiniteLossWarning",
+    "NothingToPlotWarning",
     "ParamScheduler",
     "ProgressCallback",
     "Recorder",

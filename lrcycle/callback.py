@@ -6,7 +6,9 @@ import contextlib
 
 ORDER = {
     "interrupt": -1000,
+    "loss_check": -30,
     "accumulation": -20,
+    "guard": -10,
     "finder": 0,
     "scheduler": 10,
     "distributed": 40,
@@ -20,7 +22,11 @@ ORDER = {
 """Where each shipped callback runs: lower runs first, ties keep list order. Your own callbacks fit in between.
 
 - `interrupt`: raises a Ctrl-C held back during the optimizer step, right after it, before anything else.
+- `loss_check`: a loss that is not a scalar tensor is an error before anything reads it; a non-finite loss
+  warns at the end of the fit.
 - `accumulation`: gradient accumulation sets the step counts and skips steps before anyone reads them.
+- `guard`: copies the buffers once the fit's starting step is known, to put them back should the fit fail
+  before its first step.
 - `finder`: the range test sets each iteration's lr before anything reads it in `before_batch`.
 - `scheduler`: the fit's schedule sets lr and momentum before the step.
 - `distributed`: averages each iteration's loss and reduces validation sums across processes, before the

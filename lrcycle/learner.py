@@ -24,22 +24,27 @@ from .callback import (
     CancelValidException,
 )
 from .callbacks import tracking
+from .callbacks.first_step_guard import FirstStepGuard
+from .callbacks.loss_check import NonFiniteLossCheck, ScalarLossCheck
 from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
 from .checks import (
     check_cbs,
     check_hypers,
     check_learner_args,
+    check_metrics,
     check_positive_int,
     check_start_epoch,
     check_train_loader,
     check_valid_loader,
     check_wd,
+    wd_or_wds,
 )
 from .evaluation import eval_batches, predictions, to_device
 from .hyper import build_optimizer, set_hypers
 from .interrupt import InterruptAfterStep
 from .layers import bn_param_ids, check_groups, freeze_groups, single_group
+from .prediction import item_ndim, predict
 from .preview import preview_call
 from .range_test import run_range_test
 from .recorder import Recorder
@@ -67,17 +72,17 @@ class Learner:
         self.splitter = splitter if splitter is not None else single_group
         self.layer_groups = check_groups(self.splitter(model), model)
         self.lr, self.wd, self.train_bn, self.moms = lr, wd, train_bn, check_hypers(lr, wd, moms, self.n_groups)
-        cbs = check_cbs(cbs)
+        cbs, self.metrics = check_cbs(cbs), check_metrics(metrics)
         # moved only once every argument checked out (Module.to keeps the same Parameter objects)
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device)
-        self.metrics = list(metrics)
         self.path, self.model_dir = Path(path), model_dir
         self.opt = None
         self.recorder = self.sched = Recorder()  # `sched`: the name fastai 0.7 notebooks use
         self.progress = ProgressCallback() if progress else None
         self.callbacks = CallbackList()
-        self.add_cbs([self.recorder] + ([self.progress] if progress else []) + cbs)
+        guards = [ScalarLossCheck(), NonFiniteLossCheck(), FirstStepGuard()]  # errors and warnings, not silence
+        self.add_cbs([self.recorder, *guards] + ([self.progress] if progress else []) + cbs)
         self.xb = self.yb = self.pred = self.loss = None
         self.epoch, self.n_epoch, self.iter, self.n_iter, self.train_iter, self.total_iter = 0, 0, 0, 0, 0, 0
         self.cycle_ends, self.in_step = [], False
@@ -250,9 +255,10 @@ class Learner:
         """What a plan reads from the learner: group count, default lr and momenta, steps an epoch."""
         return plans.PlanDefaults(self.n_groups, self.lr, self.moms, self.steps_per_epoch(check_cbs(cbs)))
 
-    def _fit(self, plan, args, wd=None, cbs=None, cycle_save_name=None, best_save_name=None, start_epoch=0) -> None:
+    def _fit(self, plan, args, wd=None, cbs=None, cycle_save_name=None, best_save_name=None, start_epoch=0,
+             wds=None) -> None:  # fmt: skip
         """What every fit form does: its plan's schedule, every check, the optimizer, then the loop."""
-        schedule = plan(self.plan_defaults(cbs), *args)
+        schedule, wd = plan(self.plan_defaults(cbs), *args), wd_or_wds(wd, wds)  # `wds`: fastai 0.7's `wd`
         check_start_epoch(start_epoch, schedule.n_epoch)
         saving = tracking.save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends, self.dls.valid)
         cbs, wds = [ParamScheduler(schedule), *saving, *check_cbs(cbs)], check_wd(wd, self.n_groups)
@@ -290,6 +296,10 @@ class Learner:
         """(predictions, targets) over `dl` (default the validation loader), model in eval mode, no events."""
         dl = check_valid_loader(self.dls.valid if dl is None else dl)
         return predictions(self.model, dl, self.device, with_input)
+
+    def predict(self, x) -> torch.Tensor:
+        """The model's output for one item (shaped like a training item) or a batch: eval mode, no grad, no events."""
+        return predict(self.model, x, self.device, item_ndim(self.dls.train))
 
     # ---- saving ------------------------------------------------------------------------------------------
     def save(self, name: str, with_opt: bool = True) -> Path:  # to path/model_dir/<name>.pth; only rank 0 writes

@@ -9,7 +9,9 @@ from lrcycle.callback import ORDER
 from lrcycle.callbacks.accumulate import GradientAccumulation
 from lrcycle.callbacks.averaging import CycleAverage
 from lrcycle.callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
-from lrcycle.callbacks.progress import ProgressCallback
+from lrcycle.callbacks.first_step_guard import FirstStepGuard
+from lrcycle.callbacks.loss_check import NonFiniteLossCheck, ScalarLossCheck
+from lrcycle.callbacks.progress import ProgressCallback, SweepProgress
 from lrcycle.callbacks.tracking import CycleSnapshotCallback, SaveModelCallback
 from lrcycle.distributed import DistributedCallback
 from lrcycle.recorder import Recorder
@@ -21,7 +23,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lrcycle"
 # end the fit last.
 SEQUENCE = [
     "interrupt",
+    "loss_check",
     "accumulation",
+    "guard",
     "finder",
     "scheduler",
     "distributed",
@@ -44,10 +48,14 @@ def test_the_table_lists_the_slots_in_the_order_they_run():
 @pytest.mark.parametrize(
     "cls, slot",
     [
+        (ScalarLossCheck, "loss_check"),
+        (NonFiniteLossCheck, "loss_check"),
         (GradientAccumulation, "accumulation"),
+        (FirstStepGuard, "guard"),
         (DistributedCallback, "distributed"),
         (Recorder, "recorder"),
         (ProgressCallback, "progress"),
+        (SweepProgress, "progress"),
         (CycleAverage, "averaging"),
         (SaveModelCallback, "tracker"),
         (CycleSnapshotCallback, "tracker"),
