@@ -15,6 +15,7 @@ from .callback import (
 )
 from .callbacks.accumulate import GradientAccumulation
 from .callbacks.averaging import CycleAverage
+from .callbacks.checkpointing import Checkpoint
 from .callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from .callbacks.lr_finder import LRFinderCallback
 from .callbacks.param_scheduler import ParamScheduler
@@ -40,6 +41,7 @@ __all__ = [
     "CancelStepException",
     "CancelTrainException",
     "CancelValidException",
+    "Checkpoint",
     "CycleAverage",
     "CycleSnapshotCallback",
     "DataLoaders",

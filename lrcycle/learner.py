@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from . import checkpoint, distributed, plans
+from . import resume as resume_fit
 from .callback import (
     CallbackList,
     CancelBatchException,
@@ -43,6 +44,7 @@ from .layers import bn_param_ids, check_groups, freeze_groups, single_group
 from .preview import preview_call
 from .range_test import run_range_test
 from .recorder import Recorder
+from .training_state import plain_names
 
 
 def default_device() -> torch.device:
@@ -80,7 +82,7 @@ class Learner:
         self.add_cbs([self.recorder] + ([self.progress] if progress else []) + cbs)
         self.xb = self.yb = self.pred = self.loss = None
         self.epoch, self.n_epoch, self.iter, self.n_iter, self.train_iter, self.total_iter = 0, 0, 0, 0, 0, 0
-        self.cycle_ends, self.in_step = [], False
+        self.cycle_ends, self.in_step, self.fit_call = [], False, None  # fit_call: the names a checkpoint keeps
         self.training, self.stepped, self.validated_this_epoch = False, False, False
 
     # ---- callbacks -----------------------------------------------------------------------------------
@@ -250,15 +252,23 @@ class Learner:
         """What a plan reads from the learner: group count, default lr and momenta, steps an epoch."""
         return plans.PlanDefaults(self.n_groups, self.lr, self.moms, self.steps_per_epoch(check_cbs(cbs)))
 
-    def _fit(self, plan, args, wd=None, cbs=None, cycle_save_name=None, best_save_name=None, start_epoch=0) -> None:
+    def _fit(self, plan, args, wd=None, cbs=None, cycle_save_name=None, best_save_name=None, start_epoch=0,
+             resume=None) -> None:  # fmt: skip
         """What every fit form does: its plan's schedule, every check, the optimizer, then the loop."""
         schedule = plan(self.plan_defaults(cbs), *args)
         check_start_epoch(start_epoch, schedule.n_epoch)
         saving = tracking.save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends, self.dls.valid)
         cbs, wds = [ParamScheduler(schedule), *saving, *check_cbs(cbs)], check_wd(wd, self.n_groups)
+        cbs, start_epoch = resume_fit.prepare(self, resume, cbs, start_epoch)  # the whole checkpoint checked first
+        self.fit_call = plain_names(cycle_save_name, best_save_name)
         self.opt = self.opt or self.create_opt()
         set_hypers(self.opt, schedule.lrs, wds)
         self.fit_epochs(schedule.n_epoch, cbs, start_epoch, cycle_ends=schedule.cycle_ends)
+
+    def resume(self, name, cbs=None) -> None:
+        """Go on with the fit a `save(name, with_state=True)` came from, exactly; pass that fit's `cbs` again."""
+        schedule, names = resume_fit.saved_fit(self, name)
+        self._fit(lambda defaults: schedule, (), cbs=cbs, resume=name, **names)
 
     def lr_find(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, linear=False, suggest_funcs=None,
                 show_plot=False):  # fmt: skip
@@ -292,9 +302,9 @@ class Learner:
         return predictions(self.model, dl, self.device, with_input)
 
     # ---- saving ------------------------------------------------------------------------------------------
-    def save(self, name: str, with_opt: bool = True) -> Path:  # to path/model_dir/<name>.pth; only rank 0 writes
-        return checkpoint.save(self, name, with_opt)
+    def save(self, name, with_opt: bool = True, with_state: bool = False) -> Path:  # path/model_dir/<name>.pth
+        return checkpoint.save(self, name, with_opt, with_state)  # with_state: all a resume needs; rank 0 writes
 
-    def load(self, name: str, with_opt: bool = True, strict: bool = True) -> Learner:  # weights_only=True
-        checkpoint.load(self, name, with_opt, strict)
+    def load(self, name, with_opt=True, strict=True, model_only=False) -> Learner:  # checked, weights_only=True
+        checkpoint.load(self, name, with_opt, strict, model_only)
         return self

@@ -31,6 +31,8 @@ SEQUENCE = [
     "tracker",
     "early_stopping",
     "nan",
+    "checkpoint",
+    "resume",
 ]
 
 
