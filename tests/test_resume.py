@@ -3,6 +3,7 @@ optimizer state, recorder traces, callback states (early stop, averaging, a user
 written, bit for bit; in this process (fast) and in a fresh one (slow). Then what resume refuses, and how."""
 
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -81,9 +82,11 @@ def test_resume_in_a_fresh_process_after_every_epoch(tmp_path, form, mixed_preci
     expected, expected_files = final_state(reference, ref_cbs), written_files(tmp_path / "reference")
     points = resume_points(tmp_path)
     assert len(points) >= 3
-    subprocess.run([sys.executable, str(WORKER), str(tmp_path), form, str(int(mixed_precision))], check=True)
+    # this checkout's lrcycle first, whichever one the environment installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parent.parent), os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, str(WORKER), str(tmp_path), form, str(int(mixed_precision))], check=True, env=env)
     for k in points:
-        for how in ("resume", "same_call"):
+        for how in ("resume", "same_call") if k == 2 else ("resume",):
             resumed = torch.load(tmp_path / f"final_{k}_{how}.pt", weights_only=True)
             assert_same(resumed, expected, f"{form} k={k} {how} (fresh process)")
             assert_same(written_files(tmp_path / f"resumed_{k}_{how}"), expected_files, f"files k={k} {how}")
