@@ -14,14 +14,16 @@ from resume_cases import (
     FORMS,
     HAS_MIXED_PRECISION,
     final_state,
+    fit_callbacks,
     make_learner,
     resume_at,
     resume_points,
     run_reference,
+    seed_all,
     written_files,
 )
 
-from lrcycle import Checkpoint, CycleAverage, EarlyStoppingCallback
+from lrcycle import Callback, Checkpoint, CycleAverage, EarlyStoppingCallback
 
 WORKER = Path(__file__).resolve().parent / "resume_worker.py"
 NO_MIXED_PRECISION = "lrcycle.MixedPrecision is not on this branch yet (issue 12)"
@@ -200,3 +202,38 @@ def test_cycle_average_state_round_trips(tmp_path):
     other.load_state_dict(avg.state_dict())
     assert other.n_averaged == avg.n_averaged == 2
     assert_same(other.averaged.state_dict(), avg.averaged.state_dict())
+
+
+def test_a_range_test_writes_no_checkpoint(tmp_path):
+    learn = make_learner(tmp_path)
+    learn.add_cbs([Checkpoint("ck")])
+    learn.lr_find(num_it=20)  # three epochs of seven batches
+    assert not (tmp_path / "models").exists()
+
+
+class InterruptAt(Callback):
+    """A Ctrl-C in the middle of an epoch."""
+
+    order = 1
+
+    def __init__(self, epoch, batch):
+        self.epoch, self.batch = epoch, batch
+
+    def before_batch(self, learn):
+        if learn.training and (learn.epoch, learn.iter) == (self.epoch, self.batch):
+            raise KeyboardInterrupt
+
+
+def test_a_fit_interrupted_mid_epoch_resumes_from_its_last_checkpoint(tmp_path):
+    seed_all(1)
+    whole, whole_cbs = make_learner(tmp_path / "whole"), fit_callbacks()
+    whole.fit_one_cycle(4, 0.05, cbs=whole_cbs, best_save_name="best")
+    seed_all(1)
+    learn = make_learner(tmp_path / "cut")
+    with pytest.raises(KeyboardInterrupt):
+        learn.fit_one_cycle(4, 0.05, cbs=[*fit_callbacks(), InterruptAt(2, 3)], best_save_name="best")
+    seed_all(7)
+    learn, cbs = make_learner(tmp_path / "cut", seed=5), fit_callbacks()
+    learn.resume("ck_ep2", cbs=cbs)  # the last checkpoint before the Ctrl-C
+    assert_same(final_state(learn, cbs), final_state(whole, whole_cbs))
+    assert (tmp_path / "cut/models/best.pth").read_bytes() == (tmp_path / "whole/models/best.pth").read_bytes()

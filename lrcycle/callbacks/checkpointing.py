@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..callback import ORDER, Callback
 from ..checkpoint import derived_name
 from ..checks import check_flag, check_name, check_positive_int
+from .lr_finder import LRFinderCallback
 
 
 class Checkpoint(Callback):
@@ -12,7 +13,8 @@ class Checkpoint(Callback):
     epochs (`'epoch'`: each one) but the fit's last, as `name` (overwritten) or, with `keep_all`, as
     `<name>_ep<k>` after k epochs. Runs after every other callback has finished the epoch (order 95), so the
     file holds the epoch's tracker, early-stopping and averaging state too; `learn.resume(name, cbs=...)`
-    (or the same fit call with `resume=name`) then goes on as the uninterrupted fit would have.
+    (or the same fit call with `resume=name`) then goes on as the uninterrupted fit would have. A range test
+    (which puts everything back afterwards) is not a fit to resume: it saves nothing there.
     """
 
     order = ORDER["checkpoint"]
@@ -24,5 +26,6 @@ class Checkpoint(Callback):
 
     def after_epoch(self, learn) -> None:
         done = learn.epoch + 1
-        if done % self.every == 0 and done < learn.n_epoch:
+        in_range_test = any(isinstance(cb, LRFinderCallback) for cb in learn.cbs)
+        if done % self.every == 0 and done < learn.n_epoch and not in_range_test:
             learn.save(derived_name(self.name, f"_ep{done}") if self.keep_all else self.name, with_state=True)
