@@ -39,8 +39,8 @@ def derived_name(name, extra: str):
 
 
 def save(learn, name, with_opt: bool = True, with_state: bool = False) -> Path:
-    """Write model (and optimizer, and with `with_state` everything a resume needs); only rank 0 writes.
-    The file is written beside its place and renamed into it, so an interrupted save never leaves half a file."""
+    """Write model and optimizer (with `with_state`, everything a resume needs, the optimizer always); only
+    rank 0 writes. Written beside its place and renamed into it: an interrupted save never leaves half a file."""
     file = model_path(learn, name)
     check_flag(with_opt, "with_opt")
     state = training_state(learn) if check_flag(with_state, "with_state") else None
