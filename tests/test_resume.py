@@ -237,3 +237,22 @@ def test_a_fit_interrupted_mid_epoch_resumes_from_its_last_checkpoint(tmp_path):
     learn.resume("ck_ep2", cbs=cbs)  # the last checkpoint before the Ctrl-C
     assert_same(final_state(learn, cbs), final_state(whole, whole_cbs))
     assert (tmp_path / "cut/models/best.pth").read_bytes() == (tmp_path / "whole/models/best.pth").read_bytes()
+
+
+def test_a_bad_callback_state_changes_nothing(tmp_path):
+    from lrcycle import GradientAccumulation
+
+    stop = EarlyStoppingCallback(patience=2)
+    stop.best, stop.best_epoch, stop.wait, stop.stopped_epoch = 0.5, 1, 1, None
+    before = stop.state_dict()
+    with pytest.raises(ValueError, match="wait"):
+        stop.load_state_dict({**before, "wait": -1, "best": 0.1})
+    assert stop.state_dict() == before
+    with pytest.raises(ValueError, match="n_batches"):
+        GradientAccumulation(2).load_state_dict({"n_batches": 3})
+    learn = make_learner(tmp_path)
+    avg = CycleAverage()
+    avg.before_fit(learn)
+    with pytest.raises(ValueError, match="n_averaged"):
+        avg.load_state_dict({"averaged": avg.averaged.state_dict(), "n_averaged": -1})
+    assert avg.n_averaged == 0
