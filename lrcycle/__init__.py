@@ -15,6 +15,7 @@ from .callback import (
 )
 from .callbacks.accumulate import GradientAccumulation
 from .callbacks.averaging import CycleAverage
+from .callbacks.checkpointing import Checkpoint
 from .callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from .callbacks.loss_check import NonFiniteLossWarning
 from .callbacks.lr_finder import LRFinderCallback
@@ -41,6 +42,7 @@ __all__ = [
     "CancelStepException",
     "CancelTrainException",
     "CancelValidException",
+    "Checkpoint",
     "CycleAverage",
     "CycleSnapshotCallback",
     "DataLoaders",

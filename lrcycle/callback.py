@@ -18,6 +18,8 @@ ORDER = {
     "tracker": 70,
     "early_stopping": 80,
     "nan": 90,
+    "checkpoint": 95,
+    "resume": 1000,
 }
 """Where each shipped callback runs: lower runs first, ties keep list order. Your own callbacks fit in between.
 
@@ -37,6 +39,8 @@ ORDER = {
 - `tracker`: reads the recorded values: best-model saving, cycle snapshots, the range test's stop.
 - `early_stopping`: may end the fit, so it runs after the epoch is recorded and saved.
 - `nan`: stops at a non-finite loss after the callbacks that change the loss in `after_loss`.
+- `checkpoint`: saves the whole state at an epoch's end, once every other callback has finished the epoch.
+- `resume`: a resumed fit loads the checkpoint's state in `before_fit`, after every callback has reset its own.
 """
 
 EVENTS = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from pathlib import PurePath
 
 import numpy as np
 import torch
@@ -167,6 +168,22 @@ def wd_or_wds(wd, wds):
 def check_wd(wd, n_groups: int) -> list[float] | None:
     """A fit's `wd`: None leaves weight decay as it is, else one value per group (`spread_wd`)."""
     return None if wd is None else spread_wd(wd, n_groups)
+
+
+def check_name(name, arg: str = "name"):
+    """A checkpoint name: a plain file name (no separators, not `.` or `..`, not empty), kept under
+    `path/model_dir`; a `pathlib.Path` is the user's explicit choice of file and passes as it is."""
+    if isinstance(name, PurePath):
+        return name
+    if not isinstance(name, str):
+        # a ValueError like every other bad name (the issue asks one kind of error for any unusable name)
+        raise ValueError(f"{arg}: expected a plain file name (str) or a pathlib.Path, got {type(name).__name__}")
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or name.strip() != name:
+        raise ValueError(
+            f"{arg}: expected a plain file name without separators, not '.' or '..', not empty and without "
+            f"surrounding spaces, got {name!r}; pass a pathlib.Path to choose a file elsewhere yourself"
+        )
+    return name
 
 
 def check_valid_loader(dl):

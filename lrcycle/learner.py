@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from . import checkpoint, distributed, plans
+from . import resume as resume_fit
 from .callback import (
     CallbackList,
     CancelBatchException,
@@ -48,6 +49,7 @@ from .prediction import item_ndim, predict
 from .preview import preview_call
 from .range_test import run_range_test
 from .recorder import Recorder
+from .training_state import plain_names
 
 
 def default_device() -> torch.device:
@@ -85,7 +87,7 @@ class Learner:
         self.add_cbs([self.recorder, *guards] + ([self.progress] if progress else []) + cbs)
         self.xb = self.yb = self.pred = self.loss = None
         self.epoch, self.n_epoch, self.iter, self.n_iter, self.train_iter, self.total_iter = 0, 0, 0, 0, 0, 0
-        self.cycle_ends, self.in_step = [], False
+        self.cycle_ends, self.in_step, self.fit_call = [], False, None  # fit_call: the names a checkpoint keeps
         self.training, self.stepped, self.validated_this_epoch = False, False, False
 
     # ---- callbacks -----------------------------------------------------------------------------------
@@ -235,7 +237,7 @@ class Learner:
     def fit(self, lr=None, n_cycle=1, cycle_len=None, cycle_mult=1, use_clr=None, use_clr_beta=None, **kwargs):
         """fastai 0.7 `fit`: `n_cycle` epochs at constant `lr`, or `n_cycle` cycles of `cycle_len * cycle_mult**c`
         epochs of SGDR (after 0.7's lr/100 warm-up), `use_clr=(div, cut_div)` or `use_clr_beta=(div, pct)`.
-        `kwargs`, for every fit form: `wd, cbs, cycle_save_name, best_save_name, start_epoch`."""
+        `kwargs`, for every fit form: `wd, cbs, cycle_save_name, best_save_name, start_epoch, resume`."""
         self._fit(plans.fit, (lr, n_cycle, cycle_len, cycle_mult, use_clr, use_clr_beta), **kwargs)
 
     def fit_one_cycle(self, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25, moms=None, **kwargs):
@@ -256,15 +258,22 @@ class Learner:
         return plans.PlanDefaults(self.n_groups, self.lr, self.moms, self.steps_per_epoch(check_cbs(cbs)))
 
     def _fit(self, plan, args, wd=None, cbs=None, cycle_save_name=None, best_save_name=None, start_epoch=0,
-             wds=None) -> None:  # fmt: skip
+             wds=None, resume=None) -> None:  # fmt: skip
         """What every fit form does: its plan's schedule, every check, the optimizer, then the loop."""
         schedule, wd = plan(self.plan_defaults(cbs), *args), wd_or_wds(wd, wds)  # `wds`: fastai 0.7's `wd`
         check_start_epoch(start_epoch, schedule.n_epoch)
         saving = tracking.save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends, self.dls.valid)
         cbs, wds = [ParamScheduler(schedule), *saving, *check_cbs(cbs)], check_wd(wd, self.n_groups)
+        cbs, start_epoch = resume_fit.prepare(self, resume, cbs, start_epoch)  # the whole checkpoint checked first
+        self.fit_call = plain_names(cycle_save_name, best_save_name)
         self.opt = self.opt or self.create_opt()
         set_hypers(self.opt, schedule.lrs, wds)
         self.fit_epochs(schedule.n_epoch, cbs, start_epoch, cycle_ends=schedule.cycle_ends)
+
+    def resume(self, name, cbs=None) -> None:
+        """Go on with the fit a `save(name, with_state=True)` came from, exactly; pass that fit's `cbs` again."""
+        schedule, names = resume_fit.saved_fit(self, name)
+        self._fit(lambda defaults: schedule, (), cbs=cbs, resume=name, **names)
 
     def lr_find(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, linear=False, suggest_funcs=None,
                 show_plot=False):  # fmt: skip
@@ -302,9 +311,9 @@ class Learner:
         return predict(self.model, x, self.device, item_ndim(self.dls.train))
 
     # ---- saving ------------------------------------------------------------------------------------------
-    def save(self, name: str, with_opt: bool = True) -> Path:  # to path/model_dir/<name>.pth; only rank 0 writes
-        return checkpoint.save(self, name, with_opt)
+    def save(self, name, with_opt: bool = True, with_state: bool = False) -> Path:  # path/model_dir/<name>.pth
+        return checkpoint.save(self, name, with_opt, with_state)  # with_state: all a resume needs; rank 0 writes
 
-    def load(self, name: str, with_opt: bool = True, strict: bool = True) -> Learner:  # weights_only=True
-        checkpoint.load(self, name, with_opt, strict)
+    def load(self, name, with_opt=True, strict=True, model_only=False) -> Learner:  # checked, weights_only=True
+        checkpoint.load(self, name, with_opt, strict, model_only)
         return self

@@ -35,6 +35,8 @@ SEQUENCE = [
     "tracker",
     "early_stopping",
     "nan",
+    "checkpoint",
+    "resume",
 ]
 
 

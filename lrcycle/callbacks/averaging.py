@@ -52,6 +52,16 @@ class CycleAverage(Callback):
             self.averaged.update_parameters(unwrap(learn.model))
             self.n_averaged += 1
 
+    def state_dict(self) -> dict:
+        """The running average (the averaged model's tensors) and how many snapshots are in it."""
+        return {"averaged": self.averaged.state_dict(), "n_averaged": self.n_averaged}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue a fit's average from a `state_dict()`; call it after `before_fit`, which starts it afresh."""
+        n_averaged = check_positive_int(state["n_averaged"], "n_averaged", minimum=0)
+        self.averaged.load_state_dict(state["averaged"])
+        self.n_averaged = n_averaged
+
     def after_fit(self, learn) -> None:
         if self.n_averaged == 0:
             return  # no cycle ended (or all came before start_cycle): the model stays as trained
