@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
+from functools import partial
+
+from .interrupt import guarded, held_sigint, note_cleanup_error
 
 ORDER = {
-    "interrupt": -1000,
     "accumulation": -20,
     "finder": 0,
     "scheduler": 10,
@@ -19,7 +20,6 @@ ORDER = {
 }
 """Where each shipped callback runs: lower runs first, ties keep list order. Your own callbacks fit in between.
 
-- `interrupt`: raises a Ctrl-C held back during the optimizer step, right after it, before anything else.
 - `accumulation`: gradient accumulation sets the step counts and skips steps before anyone reads them.
 - `finder`: the range test sets each iteration's lr before anything reads it in `before_batch`.
 - `scheduler`: the fit's schedule sets lr and momentum before the step.
@@ -114,6 +114,8 @@ class CallbackList:
     """A learner's callbacks in list order, with `hooks`: for each event, the bound hooks to call in `order`.
 
     The table is rebuilt whenever the list changes, so the loop never sorts or looks up attributes per event.
+    Every change is a critical section (`interrupt.held_sigint`): Ctrl-C never leaves the list and the table
+    disagreeing, and the `with` blocks below put the list back on every exit, Ctrl-C included.
     """
 
     def __init__(self):
@@ -121,41 +123,63 @@ class CallbackList:
         self.hooks = hook_table([])
 
     def add(self, cbs) -> None:
+        cbs = list(cbs)
         for cb in cbs:
             check_callback(cb)
-        self.items.extend(cbs)
-        self.hooks = hook_table(self.items)
+        with held_sigint():
+            self.items.extend(cbs)
+            self.hooks = hook_table(self.items)
 
     def remove(self, cbs) -> None:
+        items = list(self.items)
         for cb in cbs:
-            self.items.remove(cb)
-        self.hooks = hook_table(self.items)
+            items.remove(cb)  # a callback not in the list raises here, before anything changes
+        with held_sigint():
+            self.items[:] = items
+            self.hooks = hook_table(self.items)
 
-    @contextlib.contextmanager
     def added(self, cbs):
-        """Callbacks that take part only inside this block (one already in the list is not added twice)."""
+        """Callbacks that take part only inside this `with` block (one already in the list is not added twice)."""
         cbs = [cb for cb in (cbs or []) if cb not in self.items]
-        self.add(cbs)
-        try:
-            yield
-        finally:
-            self.remove(cbs)
+        return guarded(partial(self.add, cbs), partial(self._remove_added, cbs))
 
-    @contextlib.contextmanager
+    def _remove_added(self, cbs, _=None) -> None:
+        self.remove([cb for cb in cbs if cb in self.items])
+
     def removed(self, cbs):
-        """These callbacks sit out this block, and come back after it in their old places."""
-        cbs, before = list(cbs), list(self.items)
+        """These callbacks sit out this `with` block, and come back after it in their old places."""
+        return guarded(partial(self._take_out, list(cbs)), self._put_back)
+
+    def _take_out(self, cbs) -> tuple[list, list]:
+        before = list(self.items)
         self.remove(cbs)
-        try:
-            yield
-        finally:
+        return cbs, before
+
+    def _put_back(self, taken: tuple[list, list]) -> None:
+        cbs, before = taken
+        with held_sigint():
             added = [cb for cb in self.items if cb not in before]
             self.items[:] = [cb for cb in before if cb in cbs or cb in self.items] + added
             self.hooks = hook_table(self.items)
 
+    def fitting(self, learn, cbs):
+        """The `with` block around a fit's events: `cbs` take part in it, and on every exit (Ctrl-C included)
+        every `cleanup_fit` hook runs, the last batch is let go and `cbs` leave, all with Ctrl-C held. When
+        a `cleanup_fit` hook raises while an error propagates, the original error is raised, the clean-up
+        error attached to it (`error.cleanup_errors`, and a note in the traceback)."""
+        cbs = [cb for cb in cbs if cb not in self.items]
+        return guarded(partial(self.add, cbs), partial(self._end_fit, learn, cbs))
+
+    def _end_fit(self, learn, cbs, _=None) -> None:
+        try:
+            self.run_all("cleanup_fit", learn)
+        finally:
+            learn.xb = learn.yb = learn.pred = learn.loss = None  # free the last batch's graph
+            self._remove_added(cbs)
+
     def run_all(self, event: str, learn) -> None:
         """Every hook of `event` runs, even when one before it raises (each may have state to put back, as
-        `cleanup_fit` hooks do); the first error is raised once all have run."""
+        `cleanup_fit` hooks do); the first error is raised once all have run, the later ones attached to it."""
         errors = []
         for hook in self.hooks[event]:
             try:
@@ -163,4 +187,6 @@ class CallbackList:
             except Exception as error:
                 errors.append(error)
         if errors:
+            for later in errors[1:]:
+                note_cleanup_error(errors[0], later)
             raise errors[0]

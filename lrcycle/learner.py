@@ -38,7 +38,7 @@ from .checks import (
 )
 from .evaluation import eval_batches, predictions, to_device
 from .hyper import build_optimizer, set_hypers
-from .interrupt import InterruptAfterStep
+from .interrupt import held_sigint
 from .layers import bn_param_ids, check_groups, freeze_groups, single_group
 from .preview import preview_call
 from .range_test import run_range_test
@@ -80,7 +80,7 @@ class Learner:
         self.add_cbs([self.recorder] + ([self.progress] if progress else []) + cbs)
         self.xb = self.yb = self.pred = self.loss = None
         self.epoch, self.n_epoch, self.iter, self.n_iter, self.train_iter, self.total_iter = 0, 0, 0, 0, 0, 0
-        self.cycle_ends, self.in_step = [], False
+        self.cycle_ends = []
         self.training, self.stepped, self.validated_this_epoch = False, False, False
 
     # ---- callbacks -----------------------------------------------------------------------------------
@@ -160,12 +160,8 @@ class Learner:
         self.total_iter, self.train_iter = n_epoch * n_iter, start_epoch * n_iter
         self.cycle_ends = [] if cycle_ends is None else list(cycle_ends)
         self.with_valid = with_valid and self.dls.valid is not None
-        with self.added_cbs(cbs), InterruptAfterStep(self):
-            try:
-                self._with_events(self._do_fit, "fit", CancelFitException)
-            finally:
-                self.callbacks.run_all("cleanup_fit", self)
-                self.xb = self.yb = self.pred = self.loss = None  # free the last batch's graph
+        with self.callbacks.fitting(self, cbs):  # cleanup_fit on every exit, Ctrl-C held (interrupt.py)
+            self._with_events(self._do_fit, "fit", CancelFitException)
 
     def _do_fit(self) -> None:
         for epoch in range(self.start_epoch, self.n_epoch):
@@ -200,11 +196,10 @@ class Learner:
             self.opt.zero_grad()
 
     def _step(self) -> None:
-        self.in_step = True
-        self.opt.step()
-        self.stepped = True
-        self.train_iter += 1
-        self.in_step = False
+        with held_sigint():  # Ctrl-C waits for the whole step and its count
+            self.opt.step()
+            self.stepped = True
+            self.train_iter += 1
 
     def _run_validation(self, dl) -> None:
         self.training = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ from .callbacks.lr_finder import LRFinderCallback, RangeTestStop
 from .callbacks.progress import ProgressCallback
 from .checks import check_flag, check_positive_int, spread
 from .hyper import set_lrs
+from .interrupt import guarded
 from .schedules import sweep_schedule
 from .snapshot import TrainingSnapshot
 
@@ -42,8 +43,8 @@ def run_range_test(
     schedule = sweep_schedule(start_lrs, end_lrs, num_it, learn.steps_per_epoch(), linear)
     cbs = [LRFinderCallback(schedule), RangeTestStop(num_it, stop_div)]
 
-    snapshot = TrainingSnapshot(learn.model, learn.opt)
-    try:
+    # snapshot and restore are critical sections: Ctrl-C waits for them (interrupt.guarded)
+    with guarded(partial(TrainingSnapshot, learn.model, learn.opt), partial(restore_snapshot, learn)):
         if learn.opt is None:
             learn.create_opt()
         set_lrs(learn.opt, start_lrs)
@@ -51,10 +52,6 @@ def run_range_test(
         # in a notebook its bar shows as usual.
         with learn.removed_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback) and not cb.in_notebook]):
             learn.fit_epochs(schedule.n_epoch, cbs, with_valid=False)
-    finally:
-        snapshot.restore()
-        learn.opt = snapshot.opt  # a learner that had no optimizer ends without one
-        del snapshot
 
     rec = learn.recorder
     values = [func(rec.lrs, rec.smooth_losses) for func in funcs]
@@ -63,6 +60,12 @@ def run_range_test(
     if show_plot:
         result.plot()
     return result
+
+
+def restore_snapshot(learn, snapshot: TrainingSnapshot) -> None:
+    """Everything back as the snapshot found it; a learner that had no optimizer ends without one."""
+    snapshot.restore()
+    learn.opt = snapshot.opt
 
 
 def range_ends(start_lr, end_lr, n_groups: int) -> tuple[list[float], list[float]]:
