@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from functools import partial
 
 from .interrupt import guarded, held_sigint, note_cleanup_error
@@ -59,9 +60,44 @@ EVENTS = (
 )
 _HOOK_PREFIXES = ("before_", "after_", "cleanup_")
 
+# Hook names of Keras, fastai 0.7 and fastai v1 (`on_*`), and the event each one corresponds to here.
+ON_STYLE_NAMES = {
+    "on_train_begin": "before_fit",
+    "on_train_end": "after_fit",
+    "on_epoch_begin": "before_epoch",
+    "on_epoch_end": "after_epoch",
+    "on_phase_begin": "before_epoch",
+    "on_phase_end": "after_epoch",
+    "on_batch_begin": "before_batch",
+    "on_batch_end": "after_batch",
+    "on_train_batch_begin": "before_batch",
+    "on_train_batch_end": "after_batch",
+    "on_loss_begin": "after_pred",
+    "on_backward_begin": "before_backward",
+    "on_backward_end": "before_step",
+    "on_step_end": "after_step",
+    "on_test_begin": "before_validate",
+    "on_test_end": "after_validate",
+    "on_validation_begin": "before_validate",
+    "on_validation_end": "after_validate",
+    "on_train_start": "before_fit",
+    "on_fit_start": "before_fit",
+    "on_fit_end": "after_fit",
+    "on_train_epoch_start": "before_epoch",
+    "on_train_epoch_end": "after_epoch",
+    "on_train_batch_start": "before_batch",
+    "on_validation_start": "before_validate",
+    "on_validation_batch_end": "after_batch",
+}
+
 
 class Callback:
-    """Base for callbacks: define any hooks named in EVENTS as `hook(self, learn)`; lower `order` runs first."""
+    """Base for callbacks: define any hooks named in EVENTS as `hook(self, learn)`; lower `order` runs first.
+
+    A callback may also define `check(self, learn)`: it is called on every callback at the start of each fit
+    and range test, before anything changes (no optimizer built, no lr set), to check its arguments against
+    the learner (a monitored column that exists, validation data it needs) and raise a clear error early.
+    """
 
     order = 0
 
@@ -97,8 +133,28 @@ def check_callback(cb) -> None:
     if not isinstance(getattr(cb, "order", None), int):
         raise TypeError(f"cbs: {type(cb).__name__}.order must be an int, got {getattr(cb, 'order', None)!r}")
     for name in dir(cb):
-        if name.startswith(_HOOK_PREFIXES) and name not in EVENTS and callable(getattr(cb, name)):
-            raise ValueError(f"{type(cb).__name__}.{name} is not an event; hooks must be one of: {', '.join(EVENTS)}")
+        if name in EVENTS or name.startswith("_"):
+            continue
+        meant = misspelt_hook(name)
+        if meant is not None and callable(getattr(cb, name)):
+            hint = f"did you mean {meant}? " if meant else ""
+            raise ValueError(
+                f"{type(cb).__name__}.{name} is not an event: {hint}hooks must be one of: {', '.join(EVENTS)}"
+            )
+
+
+def misspelt_hook(name: str) -> str | None:
+    """For a method name that looks like a hook but is not an event: the event it most likely means ('' when
+    none is close); None for a name that does not look like a hook. Hook-like: `before_`/`after_`/`cleanup_`
+    names, names within a small edit distance of an event (`befor_batch`), and Keras/fastai 0.7 `on_*` hooks."""
+    close = difflib.get_close_matches(name, EVENTS, n=1, cutoff=0.85)
+    if name.startswith("on_") and (name in ON_STYLE_NAMES or name.endswith(("_begin", "_end", "_start"))):
+        return ON_STYLE_NAMES.get(name, close[0] if close else "")
+    if close:
+        return close[0]
+    if name.startswith(_HOOK_PREFIXES):
+        return ""
+    return None
 
 
 def hook_table(cbs) -> dict[str, list]:

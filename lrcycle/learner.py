@@ -28,8 +28,10 @@ from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
 from .checks import (
     check_cbs,
+    check_fit_start,
     check_hypers,
     check_learner_args,
+    check_metrics,
     check_positive_int,
     check_start_epoch,
     check_train_loader,
@@ -38,7 +40,7 @@ from .checks import (
 )
 from .evaluation import eval_batches, predictions, to_device
 from .hyper import build_optimizer, set_hypers
-from .interrupt import held_sigint
+from .interrupt import guarded, held_sigint
 from .layers import bn_param_ids, check_groups, freeze_groups, single_group
 from .preview import preview_call
 from .range_test import run_range_test
@@ -62,7 +64,7 @@ class Learner:
     def __init__(self, dls, model: nn.Module, loss_func=None, opt_func=partial(torch.optim.SGD, momentum=0.9),
                  lr=1e-3, splitter=None, cbs=None, metrics=(), wd=None, train_bn: bool = True,
                  moms=(0.95, 0.85, 0.95), device=None, progress=True, path=".", model_dir="models"):  # fmt: skip
-        loss_func = check_learner_args(dls, model, loss_func)
+        loss_func = check_learner_args(dls, model, loss_func, splitter)
         self.dls, self.loss_func, self.opt_func = dls, loss_func, opt_func
         self.splitter = splitter if splitter is not None else single_group
         self.layer_groups = check_groups(self.splitter(model), model)
@@ -71,7 +73,7 @@ class Learner:
         # moved only once every argument checked out (Module.to keeps the same Parameter objects)
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device)
-        self.metrics = list(metrics)
+        self.metrics = check_metrics(metrics)
         self.path, self.model_dir = Path(path), model_dir
         self.opt = None
         self.recorder = self.sched = Recorder()  # `sched`: the name fastai 0.7 notebooks use
@@ -155,6 +157,7 @@ class Learner:
         kept as `learn.cycle_ends` for the callbacks that act at cycle ends (snapshots, averaging)."""
         n_iter = check_train_loader(self.dls.train)
         check_start_epoch(start_epoch, check_positive_int(n_epoch, "n_epoch"))
+        cbs = check_fit_start(self, cbs)  # every callback's check(learn), before anything changes
         self.opt = self.opt or self.create_opt()
         self.n_epoch, self.n_iter, self.start_epoch = n_epoch, n_iter, start_epoch
         self.total_iter, self.train_iter = n_epoch * n_iter, start_epoch * n_iter
@@ -251,6 +254,7 @@ class Learner:
         check_start_epoch(start_epoch, schedule.n_epoch)
         saving = tracking.save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends, self.dls.valid)
         cbs, wds = [ParamScheduler(schedule), *saving, *check_cbs(cbs)], check_wd(wd, self.n_groups)
+        check_fit_start(self, cbs)  # before the optimizer is built or any lr set
         self.opt = self.opt or self.create_opt()
         set_hypers(self.opt, schedule.lrs, wds)
         self.fit_epochs(schedule.n_epoch, cbs, start_epoch, cycle_ends=schedule.cycle_ends)
@@ -273,13 +277,13 @@ class Learner:
     def validate(self, dl=None) -> list[float]:
         """[valid_loss, *metrics] over `dl` (default the validation loader), with the validation events."""
         dl = check_valid_loader(self.dls.valid if dl is None else dl)
-        was_training = self.model.training
-        try:
+        with guarded(lambda: self.model.training, self._end_validate):  # the mode comes back, even on Ctrl-C
             self._run_validation(dl)
-        finally:
-            self.model.train(was_training)
-            self.xb = self.yb = self.pred = self.loss = None
         return list(self.recorder.last_valid)
+
+    def _end_validate(self, was_training: bool) -> None:
+        self.model.train(was_training)
+        self.xb = self.yb = self.pred = self.loss = None
 
     def get_preds(self, dl=None, with_input: bool = False):
         """(predictions, targets) over `dl` (default the validation loader), model in eval mode, no events."""

@@ -17,7 +17,7 @@ import pandas as pd
 from . import plots, suggest
 from .callbacks.lr_finder import LRFinderCallback, RangeTestStop
 from .callbacks.progress import ProgressCallback
-from .checks import check_flag, check_positive_int, spread
+from .checks import check_fit_start, check_flag, check_positive_int, spread
 from .hyper import set_lrs
 from .interrupt import guarded
 from .schedules import sweep_schedule
@@ -41,7 +41,7 @@ def run_range_test(
     check_flag(show_plot, "show_plot")
     funcs = check_suggest_funcs(suggest_funcs)
     schedule = sweep_schedule(start_lrs, end_lrs, num_it, learn.steps_per_epoch(), linear)
-    cbs = [LRFinderCallback(schedule), RangeTestStop(num_it, stop_div)]
+    cbs = check_fit_start(learn, [LRFinderCallback(schedule), RangeTestStop(num_it, stop_div)])
 
     # snapshot and restore are critical sections: Ctrl-C waits for them (interrupt.guarded)
     with guarded(partial(TrainingSnapshot, learn.model, learn.opt), partial(restore_snapshot, learn)):
