@@ -40,6 +40,7 @@ class _SigintState:
 
 
 _STATE = _SigintState()
+_MAIN_THREAD = threading.main_thread().ident  # Python runs signal handlers in the main thread only
 
 PRESS_AGAIN = (
     "Ctrl-C: lrcycle is finishing a step or putting state back and stops right after; "
@@ -86,7 +87,7 @@ def _install() -> bool:
     """Start a section: the recording handler goes in with the first one. False where nothing can be held
     (not the main thread, or SIGINT ignored or left to the operating system)."""
     state = _STATE
-    if threading.current_thread() is not threading.main_thread():
+    if threading.get_ident() != _MAIN_THREAD:
         return False
     if state.depth == 0:
         previous = signal.getsignal(signal.SIGINT)
@@ -168,7 +169,7 @@ class _Section:
     def _close(self, caller, exc: BaseException | None) -> None:
         """Teardown, then the handler back (last section), then a held press raised."""
         active = self.active
-        if active and self.entry in _STATE.held_frames:
+        if active and self.entry is not None:
             _STATE.held_frames.remove(self.entry)
         try:
             if self.teardown is not None:
