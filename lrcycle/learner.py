@@ -31,6 +31,7 @@ from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
 from .checks import (
     check_cbs,
+    check_fit_start,
     check_hypers,
     check_learner_args,
     check_metrics,
@@ -43,7 +44,7 @@ from .checks import (
 )
 from .evaluation import eval_batches, predictions, to_device
 from .hyper import build_optimizer, set_hypers
-from .interrupt import InterruptAfterStep
+from .interrupt import guarded, held_sigint
 from .layers import bn_param_ids, check_groups, freeze_groups, single_group
 from .prediction import item_ndim, predict
 from .preview import preview_call
@@ -69,7 +70,7 @@ class Learner:
     def __init__(self, dls, model: nn.Module, loss_func=None, opt_func=partial(torch.optim.SGD, momentum=0.9),
                  lr=1e-3, splitter=None, cbs=None, metrics=(), wd=None, train_bn: bool = True,
                  moms=(0.95, 0.85, 0.95), device=None, progress=True, path=".", model_dir="models"):  # fmt: skip
-        loss_func = check_learner_args(dls, model, loss_func)
+        loss_func = check_learner_args(dls, model, loss_func, splitter)
         self.dls, self.loss_func, self.opt_func = dls, loss_func, opt_func
         self.splitter = splitter if splitter is not None else single_group
         self.layer_groups = check_groups(self.splitter(model), model)
@@ -87,7 +88,7 @@ class Learner:
         self.add_cbs([self.recorder, *guards] + ([self.progress] if progress else []) + cbs)
         self.xb = self.yb = self.pred = self.loss = None
         self.epoch, self.n_epoch, self.iter, self.n_iter, self.train_iter, self.total_iter = 0, 0, 0, 0, 0, 0
-        self.cycle_ends, self.in_step, self.fit_call = [], False, None  # fit_call: the names a checkpoint keeps
+        self.cycle_ends, self.fit_call = [], None  # fit_call: the names a checkpoint keeps
         self.training, self.stepped, self.validated_this_epoch = False, False, False
 
     # ---- callbacks -----------------------------------------------------------------------------------
@@ -162,17 +163,14 @@ class Learner:
         kept as `learn.cycle_ends` for the callbacks that act at cycle ends (snapshots, averaging)."""
         n_iter = check_train_loader(self.dls.train)
         check_start_epoch(start_epoch, check_positive_int(n_epoch, "n_epoch"))
+        cbs = check_fit_start(self, cbs)  # every callback's check(learn), before anything changes
         self.opt = self.opt or self.create_opt()
         self.n_epoch, self.n_iter, self.start_epoch = n_epoch, n_iter, start_epoch
         self.total_iter, self.train_iter = n_epoch * n_iter, start_epoch * n_iter
         self.cycle_ends = [] if cycle_ends is None else list(cycle_ends)
         self.with_valid = with_valid and self.dls.valid is not None
-        with self.added_cbs(cbs), InterruptAfterStep(self):
-            try:
-                self._with_events(self._do_fit, "fit", CancelFitException)
-            finally:
-                self.callbacks.run_all("cleanup_fit", self)
-                self.xb = self.yb = self.pred = self.loss = None  # free the last batch's graph
+        with self.callbacks.fitting(self, cbs):  # cleanup_fit on every exit, Ctrl-C held (interrupt.py)
+            self._with_events(self._do_fit, "fit", CancelFitException)
 
     def _do_fit(self) -> None:
         for epoch in range(self.start_epoch, self.n_epoch):
@@ -207,11 +205,10 @@ class Learner:
             self.opt.zero_grad()
 
     def _step(self) -> None:
-        self.in_step = True
-        self.opt.step()
-        self.stepped = True
-        self.train_iter += 1
-        self.in_step = False
+        with held_sigint():  # Ctrl-C waits for the whole step and its count
+            self.opt.step()
+            self.stepped = True
+            self.train_iter += 1
 
     def _run_validation(self, dl) -> None:
         self.training = False
@@ -264,6 +261,7 @@ class Learner:
         check_start_epoch(start_epoch, schedule.n_epoch)
         saving = tracking.save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends, self.dls.valid)
         cbs, wds = [ParamScheduler(schedule), *saving, *check_cbs(cbs)], check_wd(wd, self.n_groups)
+        check_fit_start(self, cbs)  # before the optimizer is built or any lr set
         cbs, start_epoch = resume_fit.prepare(self, resume, cbs, start_epoch)  # the whole checkpoint checked first
         self.fit_call = plain_names(cycle_save_name, best_save_name)
         self.opt = self.opt or self.create_opt()
@@ -293,13 +291,13 @@ class Learner:
     def validate(self, dl=None) -> list[float]:
         """[valid_loss, *metrics] over `dl` (default the validation loader), with the validation events."""
         dl = check_valid_loader(self.dls.valid if dl is None else dl)
-        was_training = self.model.training
-        try:
+        with guarded(lambda: self.model.training, self._end_validate):  # the mode comes back, even on Ctrl-C
             self._run_validation(dl)
-        finally:
-            self.model.train(was_training)
-            self.xb = self.yb = self.pred = self.loss = None
         return list(self.recorder.last_valid)
+
+    def _end_validate(self, was_training: bool) -> None:
+        self.model.train(was_training)
+        self.xb = self.yb = self.pred = self.loss = None
 
     def get_preds(self, dl=None, with_input: bool = False):
         """(predictions, targets) over `dl` (default the validation loader), model in eval mode, no events."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 import pandas as pd
@@ -18,8 +18,9 @@ from . import plots, suggest
 from .callbacks.loss_check import NonFiniteLossCheck
 from .callbacks.lr_finder import LRFinderCallback, RangeTestStop
 from .callbacks.progress import ProgressCallback
-from .checks import check_flag, check_positive_int, spread
+from .checks import check_fit_start, check_flag, check_positive_int, spread
 from .hyper import set_lrs
+from .interrupt import guarded
 from .schedules import sweep_schedule
 from .snapshot import TrainingSnapshot
 
@@ -45,19 +46,15 @@ def run_range_test(
     # not a mistake to warn about
     quiet = [cb for cb in learn.cbs if isinstance(cb, (ProgressCallback, NonFiniteLossCheck))]
     bars = [cb.sweep_bar(num_it) for cb in quiet if isinstance(cb, ProgressCallback)][:1]
-    cbs = [LRFinderCallback(schedule), RangeTestStop(num_it, stop_div), *bars]
+    cbs = check_fit_start(learn, [LRFinderCallback(schedule), RangeTestStop(num_it, stop_div), *bars])
 
-    snapshot = TrainingSnapshot(learn.model, learn.opt)
-    try:
+    # snapshot and restore are critical sections: Ctrl-C waits for them (interrupt.guarded)
+    with guarded(partial(TrainingSnapshot, learn.model, learn.opt), partial(restore_snapshot, learn)):
         if learn.opt is None:
             learn.create_opt()
         set_lrs(learn.opt, start_lrs)
         with learn.removed_cbs(quiet):
             learn.fit_epochs(schedule.n_epoch, cbs, with_valid=False)
-    finally:
-        snapshot.restore()
-        learn.opt = snapshot.opt  # a learner that had no optimizer ends without one
-        del snapshot
 
     rec = learn.recorder
     values = [func(rec.lrs, rec.smooth_losses) for func in funcs]
@@ -67,6 +64,12 @@ def run_range_test(
     if show_plot:
         result.plot()
     return result
+
+
+def restore_snapshot(learn, snapshot: TrainingSnapshot) -> None:
+    """Everything back as the snapshot found it; a learner that had no optimizer ends without one."""
+    snapshot.restore()
+    learn.opt = snapshot.opt
 
 
 def range_ends(start_lr, end_lr, n_groups: int) -> tuple[list[float], list[float]]:

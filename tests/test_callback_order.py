@@ -22,7 +22,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lrcycle"
 # processes before it is recorded, the recorder before everything that reads its rows, and the callbacks that
 # end the fit last.
 SEQUENCE = [
-    "interrupt",
     "loss_check",
     "accumulation",
     "guard",

@@ -39,9 +39,12 @@ class CycleAverage(Callback):
         self.start_cycle = check_positive_int(start_cycle, "start_cycle", minimum=0)
         self.keep = keep
 
-    def before_fit(self, learn) -> None:
+    def check(self, learn) -> None:
+        """Before anything changes: `keep='best'` compares validation losses, so it needs validation data."""
         if self.keep == "best" and learn.dls.valid is None:
             raise ValueError("keep='best' needs validation data; give DataLoaders a valid loader")
+
+    def before_fit(self, learn) -> None:
         self._ends = learn.cycle_ends if self.cycle_ends is None else self.cycle_ends
         self.averaged = AveragedModel(unwrap(learn.model))
         self.n_averaged, self.valid_losses, self.kept = 0, {}, None

@@ -34,10 +34,13 @@ class TrackerCallback(Callback):
             mode = "min" if "loss" in monitor or "error" in monitor else "max"
         self.monitor, self.mode, self.min_delta = monitor, mode, float(min_delta)
 
-    def before_fit(self, learn) -> None:
+    def check(self, learn) -> None:
+        """Before anything changes: the monitored name must be an epoch column of this learner."""
         columns = ["train_loss", "valid_loss", *(metric_name(m) for m in learn.metrics)]
         if self.monitor not in columns:
             raise ValueError(f"monitor: {self.monitor!r} is not an epoch column; choose one of {columns}")
+
+    def before_fit(self, learn) -> None:
         self.active = self.monitor == "train_loss" or learn.with_valid
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = None
