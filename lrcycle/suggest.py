@@ -131,3 +131,127 @@ def lr_range(lrs, smooth_losses, frac: float = 0.1) -> tuple[float, float]:
 
 
 DEFAULT_FUNCS = (halfway, minimum, steep, valley, lr_range)
+
+
+def divergence(lrs, smooth_losses, rise: float = 0.5) -> float:
+    """The lr at which the smoothed loss, past its lowest point, first climbs back above a level: `bottom +
+    rise * (top - bottom)` (`top` the highest smoothed loss before the bottom), interpolated in log lr.
+
+    When it never climbs that far (the test stopped first, or ran out of lrs), the last finite point: the
+    training broke there or later.
+    """
+    if not rise > 0:
+        raise ValueError(f"rise: must be > 0, got {rise!r}")
+    log_lrs, losses = _curve(lrs, smooth_losses, skip_end=0)
+    if len(losses) < 2:
+        return _nan("divergence", "fewer than two finite points")
+    bottom_at = int(np.argmin(losses))
+    top, bottom = losses[: bottom_at + 1].max(), losses[bottom_at]
+    if bottom_at == 0 or not top > bottom:
+        return _nan("divergence", "the loss never falls")
+    level = bottom + rise * (top - bottom)
+    over = np.nonzero(losses[bottom_at:] > level)[0]
+    if len(over) == 0:
+        return float(10 ** log_lrs[-1])
+    i = bottom_at + int(over[0])  # losses[i - 1] <= level < losses[i]
+    x0, x1, y0, y1 = log_lrs[i - 1], log_lrs[i], losses[i - 1], losses[i]
+    return float(10 ** (x0 + (x1 - x0) * (level - y0) / (y1 - y0)))
+
+
+def smooth(losses, beta: float = 0.98) -> np.ndarray:
+    """The recorder's debiased moving average: `avg = beta*avg + (1-beta)*loss`, `avg / (1 - beta**n)` at n."""
+    if not 0 <= beta < 1:
+        raise ValueError(f"beta: must be in [0, 1), got {beta!r}")
+    losses = np.asarray(losses, dtype=float).ravel()
+    out, avg = np.empty(len(losses)), 0.0
+    for n, loss in enumerate(losses, start=1):
+        avg = beta * avg + (1 - beta) * loss
+        out[n - 1] = avg / (1 - beta**n)
+    return out
+
+
+def unsmooth(smooth_losses, beta: float = 0.98) -> np.ndarray:
+    """The raw losses behind a whole debiased moving average (from its first iteration), by inverting it:
+    `avg_n = smooth_n * (1 - beta**n)`, `loss_n = (avg_n - beta * avg_{n-1}) / (1 - beta)`."""
+    if not 0 <= beta < 1:
+        raise ValueError(f"beta: must be in [0, 1), got {beta!r}")
+    smoothed = np.asarray(smooth_losses, dtype=float).ravel()
+    avg = smoothed * (1 - beta ** np.arange(1, len(smoothed) + 1))
+    return (avg - beta * np.concatenate([[0.0], avg[:-1]])) / (1 - beta)
+
+
+def average_curves(curves, beta: float = 0.98) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lrs, losses, smooth_losses) of several range tests over the same lrs (other batch orders): the mean raw
+    loss per iteration, smoothed as the recorder smooths, over the iterations every test reached with a finite
+    loss (the first test to diverge ends the average; averaging smoothed curves gives the same, by linearity).
+
+    `curves` is a sequence of `(lrs, losses)` pairs of raw losses.
+    """
+    pairs = [(np.asarray(lrs, dtype=float).ravel(), np.asarray(losses, dtype=float).ravel()) for lrs, losses in curves]
+    if not pairs:
+        raise ValueError("curves: expected at least one (lrs, losses) pair, got none")
+    for lrs, losses in pairs:
+        if len(lrs) != len(losses):
+            raise ValueError(f"curves: each pair needs as many lrs as losses, got {len(lrs)} and {len(losses)}")
+    n = min(len(lrs) for lrs, _ in pairs)
+    finite = np.all([np.isfinite(losses[:n]) for _, losses in pairs], axis=0)
+    n = int(np.argmin(finite)) if not finite.all() else n
+    lrs = pairs[0][0][:n]
+    if not all(np.allclose(other[:n], lrs, rtol=1e-9, atol=0) for other, _ in pairs):
+        raise ValueError("curves: the tests were run over different lrs; average only repeats of one test")
+    mean = np.mean([losses[:n] for _, losses in pairs], axis=0) if n else np.empty(0)
+    return lrs, mean, smooth(mean, beta)
+
+
+def loss_noise(losses) -> float:
+    """The raw loss's batch-to-batch noise (std): `1.4826 * median(|d - median(d)|) / sqrt(2)` over the first
+    differences `d` (a difference of two independent draws has twice the variance; the median keeps the
+    divergence's jumps and the slow trend out)."""
+    d = np.diff(np.asarray(losses, dtype=float).ravel())
+    d = d[np.isfinite(d)]
+    if len(d) == 0:
+        return math.nan
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2))
+
+
+def check_agreement(suggestions, factor: float = 4.0, what: str = "suggestions") -> float:
+    """max/min of the finite lrs among `suggestions` (a mapping or a sequence; pairs count both ends), with a
+    `SuggestionWarning` when it exceeds `factor`: the curve does not point at one lr."""
+    if not factor >= 1:
+        raise ValueError(f"factor: must be >= 1, got {factor!r}")
+    values = suggestions.values() if isinstance(suggestions, dict) else suggestions
+    flat = [v for value in values for v in (value if isinstance(value, (tuple, list)) else (value,))]
+    lrs = [float(v) for v in flat if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
+    if len(lrs) < 2:
+        return 1.0
+    ratio = max(lrs) / min(lrs)
+    if ratio > factor:
+        warnings.warn(
+            f"{what} disagree by {ratio:.1f}x (more than {factor:g}x): the range test does not point at one "
+            f"lr; try lr_find(n_repeats=3) or a short grid around {min(lrs):.2g} .. {max(lrs):.2g}",
+            SuggestionWarning,
+            stacklevel=2,
+        )
+    return ratio
+
+
+def plot_marks(suggestions: dict, default: str | None = None, rtol: float = 0.01) -> list[tuple[float, str, bool]]:
+    """(lr, label, is_default) per vertical mark, by lr: a pair gives two marks ('name low', 'name high'),
+    marks within `rtol` of each other share one ('a = b'), and the default's label ends in ' (default)'."""
+    marks = []
+    for name, value in suggestions.items():
+        ends = zip(("low", "high"), value) if isinstance(value, (tuple, list)) else [("", value)]
+        for end, lr in ends:
+            if lr is not None and math.isfinite(lr) and lr > 0:
+                marks.append([float(lr), [f"{name} {end}".strip()], name == default])
+    marks.sort(key=lambda m: m[0])
+    merged = []
+    for lr, names, is_default in marks:
+        if merged and lr <= merged[-1][0] * (1 + rtol):
+            merged[-1][1].extend(names)
+            merged[-1][2] = merged[-1][2] or is_default
+        else:
+            merged.append([lr, names, is_default])
+    return [
+        (lr, " = ".join(names) + (" (default)" if is_default else ""), is_default) for lr, names, is_default in merged
+    ]

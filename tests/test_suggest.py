@@ -134,3 +134,123 @@ def test_random_curves_never_crash_and_stay_in_the_tested_range(curve):
 def test_a_fraction_outside_0_1_is_an_error(func, frac):
     with pytest.raises(ValueError, match="frac"):
         func(LRS, flat_fall_rise(), frac=frac)
+
+
+# ---------------------------------------------------------------- divergence, averaging, noise, agreement
+
+
+def fall_then_climb(bottom_at=-2.0, climb_per_decade=4.0, high=2.0, low=1.0):
+    """Flat at `high`, a straight fall to `low` ending at `bottom_at`, then a straight climb in log lr."""
+    x = LOG_LRS
+    return np.interp(x, [bottom_at - 2, bottom_at], [high, low]) + np.where(
+        x > bottom_at, climb_per_decade * (x - bottom_at), 0.0
+    )
+
+
+@pytest.mark.parametrize("rise", [0.25, 0.5, 1.0, 2.0])
+def test_divergence_is_where_the_loss_climbs_back_over_the_level(rise):
+    # from its bottom (1 at 1e-2) the loss climbs 4 per decade: it passes 1 + rise * (2 - 1) after rise/4 decades
+    assert suggest.divergence(LRS, fall_then_climb(), rise=rise) == pytest.approx(10 ** (-2 + rise / 4), rel=1e-6)
+
+
+def test_divergence_is_the_last_lr_when_the_loss_never_climbs_that_far():
+    losses = fall_then_climb()[: np.searchsorted(LOG_LRS, -1.9)]  # stopped 0.1 decade past the bottom
+    assert suggest.divergence(LRS[: len(losses)], losses, rise=1.0) == pytest.approx(LRS[len(losses) - 1])
+
+
+def test_divergence_stops_at_the_first_non_finite_loss():
+    losses = fall_then_climb(climb_per_decade=0.1)  # would pass the level only after 10 decades
+    cut = np.searchsorted(LOG_LRS, -1.5)
+    losses[cut] = math.nan
+    assert suggest.divergence(LRS, losses, rise=1.0) == pytest.approx(LRS[cut - 1])
+
+
+def test_smooth_is_the_debiased_moving_average():
+    losses, beta = [3.0, 1.0, 2.0], 0.9
+    # avg_n = beta * avg_{n-1} + (1 - beta) * loss_n, then divided by 1 - beta**n
+    a1 = 0.1 * 3.0
+    a2 = 0.9 * a1 + 0.1 * 1.0
+    a3 = 0.9 * a2 + 0.1 * 2.0
+    expected = [a1 / (1 - 0.9), a2 / (1 - 0.9**2), a3 / (1 - 0.9**3)]
+    assert suggest.smooth(losses, beta) == pytest.approx(expected)
+
+
+def test_average_curves_is_the_mean_loss_over_the_common_finite_prefix():
+    lrs = list(LRS[:6])
+    a, b = [4.0, 3.0, 2.0, 1.0, 2.0, 3.0], [2.0, 3.0, 4.0, math.inf, 0.0, 0.0]
+    c = [1.0, 1.0, 1.0, 1.0, 1.0]  # stopped one iteration earlier
+    got_lrs, mean, smoothed = suggest.average_curves([(lrs, a), (lrs, b), (lrs[:5], c)])
+    # b's infinite loss at iteration 3 ends the average after three iterations
+    assert got_lrs == pytest.approx(lrs[:3])
+    assert mean == pytest.approx([7 / 3, 7 / 3, 7 / 3])
+    assert smoothed == pytest.approx([7 / 3] * 3)  # a constant stays constant under the debiased average
+
+
+def test_average_of_one_curve_is_that_curve_and_the_recorders_smoothing():
+    losses = np.linspace(3, 1, 20)
+    lrs, mean, smoothed = suggest.average_curves([(LRS[:20], losses)])
+    assert mean == pytest.approx(losses)
+    avg, expected = 0.0, []
+    for n, loss in enumerate(losses, start=1):
+        avg = 0.98 * avg + 0.02 * loss
+        expected.append(avg / (1 - 0.98**n))
+    assert smoothed == pytest.approx(expected)
+
+
+def test_average_curves_refuses_curves_over_different_lrs():
+    with pytest.raises(ValueError, match="curves"):
+        suggest.average_curves([(LRS[:5], np.ones(5)), (2 * LRS[:5], np.ones(5))])
+
+
+@pytest.mark.parametrize("curves", [[], [(LRS[:5], np.ones(4))]], ids=["none", "lengths_differ"])
+def test_average_curves_bad_input_names_the_argument(curves):
+    with pytest.raises(ValueError, match="curves"):
+        suggest.average_curves(curves)
+
+
+@pytest.mark.parametrize("sigma", [0.01, 0.1, 0.5])
+def test_loss_noise_recovers_the_std_of_white_noise_around_a_trend(sigma):
+    rng = np.random.default_rng(0)
+    trend = np.linspace(2.0, 1.0, 4000)  # the slow fall must not count as noise
+    assert suggest.loss_noise(trend + rng.normal(0, sigma, 4000)) == pytest.approx(sigma, rel=0.05)
+
+
+def test_loss_noise_ignores_a_few_jumps():
+    rng = np.random.default_rng(1)
+    losses = 1 + rng.normal(0, 0.1, 4000)
+    losses[::200] += 50  # 20 divergence-sized spikes
+    assert suggest.loss_noise(losses) == pytest.approx(0.1, rel=0.1)
+
+
+def test_check_agreement_warns_above_the_factor_and_returns_the_ratio():
+    with pytest.warns(SuggestionWarning, match="disagree by 5.0x"):
+        assert suggest.check_agreement({"a": 1e-3, "b": 5e-3, "c": (2e-3, 4e-3)}, factor=4) == pytest.approx(5)
+
+
+def test_check_agreement_is_silent_within_the_factor_and_skips_nan():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert suggest.check_agreement([1e-3, 3e-3, math.nan], factor=4) == pytest.approx(3)
+
+
+def test_check_agreement_bad_factor_names_the_argument():
+    with pytest.raises(ValueError, match="factor"):
+        suggest.check_agreement([1e-3], factor=0.5)
+
+
+def test_plot_marks_merge_coinciding_lrs_and_label_the_default():
+    marks = suggest.plot_marks({"b": 1e-2, "a": 1e-3, "c": 1.001e-3, "r": (1e-4, 1e-2)}, default="a")
+    assert marks == [
+        (1e-4, "r low", False),
+        (1e-3, "a = c (default)", True),
+        (1e-2, "b = r high", False),
+    ]
+
+
+def test_plot_marks_skip_nan():
+    assert suggest.plot_marks({"a": math.nan, "b": 1e-3}, default="a") == [(1e-3, "b", False)]
+
+
+def test_unsmooth_gives_back_the_raw_losses():
+    raw = 2 + np.sin(np.arange(50.0)) + np.linspace(0, 3, 50)
+    assert suggest.unsmooth(suggest.smooth(raw)) == pytest.approx(raw, rel=1e-9)
