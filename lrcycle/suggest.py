@@ -14,6 +14,8 @@ import warnings
 
 import numpy as np
 
+CLIFF_DIVISOR, CLIFF_RISE, CLIFF_WINDOW = 1.68, 0.75, 7  # fitted on every benchmark task at once (see cliff)
+
 
 class SuggestionWarning(UserWarning):
     """A suggestion could not be read from the curve (too short, flat or not finite)."""
@@ -158,6 +160,48 @@ def divergence(lrs, smooth_losses, rise: float = 0.5) -> float:
     return float(10 ** (x0 + (x1 - x0) * (level - y0) / (y1 - y0)))
 
 
+def running_median(values, window: int) -> np.ndarray:
+    """The median of each point and its neighbours, `window` points centred on it (fewer at the ends): a
+    smoothing that does not trail the curve, unlike a moving average, and shrugs off single spikes."""
+    if not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window: must be a positive integer, got {window!r}")
+    values = np.asarray(values, dtype=float).ravel()
+    half = window // 2
+    return np.array([np.median(values[max(0, i - half) : i + half + 1]) for i in range(len(values))])
+
+
+def cliff(
+    lrs,
+    smooth_losses,
+    losses=None,
+    divisor: float = CLIFF_DIVISOR,
+    rise: float = CLIFF_RISE,
+    window: int = CLIFF_WINDOW,
+) -> float:
+    """lrcycle's default: the lr at which training breaks, read off the raw losses, divided by `divisor`.
+
+    The raw losses (`losses`, else recovered exactly from the whole smoothed curve by `unsmooth`) go through a
+    centred running median of `window` points; the break is where that curve, past its lowest point, first
+    climbs back above `bottom + rise * (top - bottom)` (`divergence`), and the answer is break / `divisor`.
+    The recorder's average trails the raw loss by about 1/(1 - 0.98) = 50 iterations, half a default test, so
+    reading the raw loss finds the break where it is; the divisor was fitted on all tasks of
+    `benchmarks/suggest_quality.py` at once (README, "Suggestion quality").
+    """
+    if not divisor > 0:
+        raise ValueError(f"divisor: must be > 0, got {divisor!r}")
+    raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
+    lrs = np.asarray(lrs, dtype=float).ravel()[: len(raw)]
+    raw = raw[: len(lrs)]
+    finite = np.isfinite(raw)
+    n = len(raw) if finite.all() else int(np.argmin(finite))  # the first non-finite loss ends the curve
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SuggestionWarning)
+        edge = divergence(lrs[:n], running_median(raw[:n], window), rise=rise)
+    if math.isnan(edge):
+        return _nan("cliff", "no fall and climb in the loss")
+    return edge / divisor
+
+
 def smooth(losses, beta: float = 0.98) -> np.ndarray:
     """The recorder's debiased moving average: `avg = beta*avg + (1-beta)*loss`, `avg / (1 - beta**n)` at n."""
     if not 0 <= beta < 1:
@@ -177,7 +221,8 @@ def unsmooth(smooth_losses, beta: float = 0.98) -> np.ndarray:
         raise ValueError(f"beta: must be in [0, 1), got {beta!r}")
     smoothed = np.asarray(smooth_losses, dtype=float).ravel()
     avg = smoothed * (1 - beta ** np.arange(1, len(smoothed) + 1))
-    return (avg - beta * np.concatenate([[0.0], avg[:-1]])) / (1 - beta)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf past a divergence is nan, as it should be
+        return (avg - beta * np.concatenate([[0.0], avg[:-1]])) / (1 - beta)
 
 
 def average_curves(curves, beta: float = 0.98) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

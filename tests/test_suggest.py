@@ -70,7 +70,7 @@ def test_lr_range_brackets_the_fall():
     assert low < high
 
 
-ALL_FUNCS = [halfway, minimum, steep, valley, lr_range, *suggest.DEFAULT_FUNCS]
+ALL_FUNCS = [suggest.cliff, halfway, minimum, steep, valley, lr_range, *suggest.DEFAULT_FUNCS]
 
 
 def finite_lrs(value):
@@ -254,3 +254,51 @@ def test_plot_marks_skip_nan():
 def test_unsmooth_gives_back_the_raw_losses():
     raw = 2 + np.sin(np.arange(50.0)) + np.linspace(0, 3, 50)
     assert suggest.unsmooth(suggest.smooth(raw)) == pytest.approx(raw, rel=1e-9)
+
+
+# ---------------------------------------------------------------- cliff, the default
+
+
+def fall_flat_climb(climb_from=-1.0, climb_per_decade=3.0, high=2.3, low=0.3):
+    """Raw losses: flat at `high`, a straight fall to `low` from 1e-4 to 1e-2, flat, then a straight climb."""
+    x = LOG_LRS
+    return np.interp(x, [-4.0, -2.0], [high, low]) + np.where(x > climb_from, climb_per_decade * (x - climb_from), 0.0)
+
+
+@pytest.mark.parametrize("rise, divisor, window", [(0.5, 2.0, 1), (0.75, 1.5, 7), (1.0, 4.0, 9)])
+def test_cliff_is_where_the_raw_loss_climbs_back_over_the_level_divided_by_the_divisor(rise, divisor, window):
+    # from 0.3 the loss climbs 3 per decade past 1e-1: it passes 0.3 + rise * 2.0 after rise * 2 / 3 decades
+    expected = 10 ** (-1 + rise * 2 / 3) / divisor
+    lr = suggest.cliff(LRS, None, fall_flat_climb(), divisor=divisor, rise=rise, window=window)
+    assert lr == pytest.approx(expected, rel=1e-6)
+
+
+def test_cliff_reads_the_same_raw_losses_back_from_the_smoothed_curve():
+    raw = fall_flat_climb()
+    assert suggest.cliff(LRS, suggest.smooth(raw)) == pytest.approx(suggest.cliff(LRS, None, raw), rel=1e-6)
+
+
+def test_cliff_defaults_are_the_fitted_constants():
+    expected = 10 ** (-1 + suggest.CLIFF_RISE * 2 / 3) / suggest.CLIFF_DIVISOR
+    assert suggest.cliff(LRS, suggest.smooth(fall_flat_climb())) == pytest.approx(expected, rel=1e-6)
+
+
+def test_cliff_ignores_a_single_spike_before_the_climb():
+    raw = fall_flat_climb()
+    raw[np.searchsorted(LOG_LRS, -1.5)] = 50.0  # one bad batch on the flat part
+    expected = 10 ** (-1 + 0.5 * 2 / 3) / 2.0
+    assert suggest.cliff(LRS, None, raw, divisor=2.0, rise=0.5, window=5) == pytest.approx(expected, rel=1e-6)
+
+
+def test_cliff_is_the_last_lr_over_the_divisor_when_the_test_stopped_before_the_level():
+    raw = fall_flat_climb()[: np.searchsorted(LOG_LRS, -0.9)]  # the test stopped 0.1 decade into the climb
+    lr = suggest.cliff(LRS, None, raw, divisor=2.0, rise=0.5, window=1)
+    assert lr == pytest.approx(LRS[len(raw) - 1] / 2.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name", [({"divisor": 0}, "divisor"), ({"window": 0}, "window"), ({"rise": -1}, "rise")]
+)
+def test_cliff_bad_settings_name_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        suggest.cliff(LRS, None, fall_flat_climb(), **kwargs)
