@@ -135,9 +135,9 @@ def lr_range(lrs, smooth_losses, frac: float = 0.1) -> tuple[float, float]:
 DEFAULT_FUNCS = (halfway, minimum, steep, valley, lr_range)
 
 
-def divergence(lrs, smooth_losses, rise: float = 0.5) -> float:
+def divergence(lrs, smooth_losses, rise: float = 0.5, shift: float = 0.0) -> float:
     """The lr at which the smoothed loss, past its lowest point, first climbs back above a level: `bottom +
-    rise * (top - bottom)` (`top` the highest smoothed loss before the bottom), interpolated in log lr.
+    rise * (top - bottom) + shift` (`top` the highest smoothed loss before the bottom), interpolated in log lr.
 
     When it never climbs that far (the test stopped first, or ran out of lrs), the last finite point: the
     training broke there or later.
@@ -151,7 +151,7 @@ def divergence(lrs, smooth_losses, rise: float = 0.5) -> float:
     top, bottom = losses[: bottom_at + 1].max(), losses[bottom_at]
     if bottom_at == 0 or not top > bottom:
         return _nan("divergence", "the loss never falls")
-    level = bottom + rise * (top - bottom)
+    level = bottom + rise * (top - bottom) + shift
     over = np.nonzero(losses[bottom_at:] > level)[0]
     if len(over) == 0:
         return float(10 ** log_lrs[-1])
@@ -189,17 +189,55 @@ def cliff(
     """
     if not divisor > 0:
         raise ValueError(f"divisor: must be > 0, got {divisor!r}")
+    lrs, median = _median_curve(lrs, smooth_losses, losses, window)
+    return _over(divergence_quiet(lrs, median, rise), divisor, "cliff")
+
+
+def cliff_band(
+    lrs,
+    smooth_losses,
+    losses=None,
+    noise: float | None = None,
+    divisor: float = CLIFF_DIVISOR,
+    rise: float = CLIFF_RISE,
+    window: int = CLIFF_WINDOW,
+) -> tuple[float, float]:
+    """(low, high) around `cliff` from the loss's noise alone: the same rule with its level moved down and up
+    by the running median's standard error, `noise * sqrt(pi / (2 * window))` (the median of `window` normal
+    draws), `noise` the raw loss's (`loss_noise` of the losses up to the break when not given)."""
+    if not divisor > 0:
+        raise ValueError(f"divisor: must be > 0, got {divisor!r}")
+    lrs, median = _median_curve(lrs, smooth_losses, losses, window)
+    if noise is None:
+        raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
+        edge = divergence_quiet(lrs, median, rise)
+        noise = loss_noise(raw[: int(np.searchsorted(lrs, edge, side="right"))]) if math.isfinite(edge) else math.nan
+    if not noise >= 0:
+        return (_nan("cliff_band", "no noise estimate"), math.nan)
+    err = noise * math.sqrt(math.pi / (2 * window))
+    low, high = (divergence_quiet(lrs, median, rise, shift) for shift in (-err, err))
+    return (_over(low, divisor, "cliff_band"), _over(high, divisor, "cliff_band"))
+
+
+def divergence_quiet(lrs, losses, rise: float, shift: float = 0.0) -> float:
+    """`divergence` without its warning (the caller names itself in its own)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SuggestionWarning)
+        return divergence(lrs, losses, rise=rise, shift=shift)
+
+
+def _over(edge: float, divisor: float, name: str) -> float:
+    return _nan(name, "no fall and climb in the loss") if math.isnan(edge) else edge / divisor
+
+
+def _median_curve(lrs, smooth_losses, losses, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(lrs, running median of the raw losses) up to the first non-finite loss (it ends the curve)."""
     raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
     lrs = np.asarray(lrs, dtype=float).ravel()[: len(raw)]
     raw = raw[: len(lrs)]
     finite = np.isfinite(raw)
-    n = len(raw) if finite.all() else int(np.argmin(finite))  # the first non-finite loss ends the curve
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SuggestionWarning)
-        edge = divergence(lrs[:n], running_median(raw[:n], window), rise=rise)
-    if math.isnan(edge):
-        return _nan("cliff", "no fall and climb in the loss")
-    return edge / divisor
+    n = len(raw) if finite.all() else int(np.argmin(finite))
+    return lrs[:n], running_median(raw[:n], window)
 
 
 def smooth(losses, beta: float = 0.98) -> np.ndarray:

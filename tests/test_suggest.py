@@ -302,3 +302,23 @@ def test_cliff_is_the_last_lr_over_the_divisor_when_the_test_stopped_before_the_
 def test_cliff_bad_settings_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
         suggest.cliff(LRS, None, fall_flat_climb(), **kwargs)
+
+
+@pytest.mark.parametrize("noise, window", [(0.0, 7), (0.3, 7), (0.3, 3), (1.0, 9)])
+def test_cliff_band_moves_the_level_by_the_medians_standard_error(noise, window):
+    # the level 0.3 + 0.5 * 2.0 moves by err = noise * sqrt(pi / (2 window)); the climb is 3 per decade
+    err = noise * math.sqrt(math.pi / (2 * window))
+    low, high = suggest.cliff_band(LRS, None, fall_flat_climb(), noise=noise, divisor=2.0, rise=0.5, window=window)
+    assert low == pytest.approx(10 ** (-1 + (1.0 - err) / 3) / 2.0, rel=1e-6)
+    assert high == pytest.approx(10 ** (-1 + (1.0 + err) / 3) / 2.0, rel=1e-6)
+
+
+def test_cliff_band_estimates_the_noise_from_the_losses_up_to_the_break():
+    rng = np.random.default_rng(0)
+    raw = fall_flat_climb() + rng.normal(0, 0.05, len(LRS))
+    low, high = suggest.cliff_band(LRS, None, raw)
+    pick = suggest.cliff(LRS, None, raw)
+    assert low <= pick <= high
+    sigma = suggest.loss_noise(raw[: int(np.searchsorted(LRS, pick * suggest.CLIFF_DIVISOR, side="right"))])
+    expected = suggest.cliff_band(LRS, None, raw, noise=sigma)
+    assert (low, high) == pytest.approx(expected)
