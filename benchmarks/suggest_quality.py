@@ -350,14 +350,19 @@ def run_task(task: Task, quick: bool, train_picks: bool = True) -> dict:
 
 
 def order_spread(task: Task, curves: dict) -> dict:
-    """How much the default pick moves with the batch order alone: max/min over orders, per seed."""
-    spreads = []
+    """How much the default pick moves with the batch order alone (max/min over orders, per seed), and how
+    often the noise band of order 0 (`cliff_band`) holds the other orders' picks."""
+    spreads, inside, widths = [], [], []
     for runs in curves.values():
         picks = [pick(suggest.cliff, c, task) for c in runs]
-        picks = [p for p in picks if math.isfinite(p)]
-        if len(picks) > 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", suggest.SuggestionWarning)
+            low, high = suggest.cliff_band(runs[0]["lrs"], runs[0]["smooth_losses"], runs[0]["losses"])
+        if all(math.isfinite(p) for p in picks):
             spreads.append(max(picks) / min(picks))
-    return {"max_over_min": spreads}
+        inside += [bool(low <= p <= high) for p in picks[1:] if math.isfinite(p)]
+        widths.append(high / low)
+    return {"max_over_min": spreads, "inside_band": inside, "band_width": widths}
 
 
 def geo_mean(values) -> float:
@@ -378,59 +383,67 @@ def print_table(results: list[dict]) -> None:
     mean = " ".join(f"{np.mean([r['rules'][n]['regret'] for r in results]):>+15.2f}" for n in names)
     print(f"{'worst regret':<43} {worst}\n{'mean regret':<43} {mean}")
     spreads = [s for r in results for s in r["order_spread"]["max_over_min"]]
+    inside = [s for r in results for s in r["order_spread"]["inside_band"]]
+    widths = [w for r in results for w in r["order_spread"]["band_width"] if math.isfinite(w)]
     if spreads:
+        quartiles = ", ".join(f"{q:.2f}x" for q in np.percentile(spreads, [25, 50, 75, 90]))
         print(
-            f"default pick over {N_ORDERS} batch orders (same weights): max/min median {np.median(spreads):.2f}x, "
-            f"worst {max(spreads):.2f}x"
+            f"default pick over {N_ORDERS} batch orders (same weights), max/min over {len(spreads)} seeds: "
+            f"quartiles and 90th percentile {quartiles}, worst {max(spreads):.2f}x"
+        )
+    if widths:
+        print(
+            f"noise band (cliff_band) high/low: median {np.median(widths):.2f}x; it holds "
+            f"{100 * np.mean(inside):.0f}% of the other batch orders' picks"
         )
 
 
 # ---------------------------------------------------------------- choosing the default's settings
 
-DIVISORS = 2 ** np.arange(-1, 6.01, 0.125)
-RISES = (0.25, 0.5, 0.75, 1.0, 1.5)
-WINDOWS = (1, 3, 5, 7, 9, 11)
+LOG_FACTORS = np.arange(0.0, 0.81, 0.05)
+LOG_DIVISORS = np.arange(0.2, 1.21, 0.05)
+SHAPES = [(rise, window, near) for rise in (1.0, 1.5, 2.0, 3.0) for window in (1, 3, 5) for near in (0.1, 0.2, 0.3)]
 
 
-def edge_regrets(task: Task, rise: float, window: int) -> np.ndarray:
-    """Regret (mean over seeds, on the grid) of `cliff` at every divisor in DIVISORS, for one task."""
-    store = TaskCache(task)
-    logs, accs = grid_accuracies(task, store, quick=False)
-    curves = [range_test(task, store, s, 0) for s in SEEDS]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", suggest.SuggestionWarning)
-        edges = [suggest.cliff(c["lrs"], c["smooth_losses"], divisor=1.0, rise=rise, window=window) for c in curves]
-    log_edges = np.log10(edges)
-    return (
-        np.array(
-            [
-                np.mean([interpolated(logs, accs, e - math.log10(d), i) for i, e in enumerate(log_edges)])
-                for d in DIVISORS
-            ]
-        )
-        - accs.mean(1).max()
-    )
+def cliff_parts(curve: dict, rise: float, window: int, near: float) -> tuple[float, float]:
+    """(log10 fallen, log10 broken) of one curve; fallen NaN when the loss does not really fall."""
+    lrs, median = suggest._median_curve(curve["lrs"], curve["smooth_losses"], curve["losses"], window)
+    return math.log10(suggest._fallen(lrs, median, near)), math.log10(suggest.divergence_quiet(lrs, median, rise))
 
 
-def fit_settings(tasks: list[Task], groups: dict[str, list[str]] | None = None) -> None:
-    """For every (rise, window), the divisor with the best worst-task regret over all tasks and seeds together
-    (ties: the best mean); prints the best settings and each task's own best divisor (the spread)."""
+def fit_settings(tasks: list[Task]) -> None:
+    """cliff's settings with the best worst-task regret (ties: the best mean) over all tasks, seeds and batch
+    orders together, each candidate scored on the grid; prints the best and each task's regret with it."""
+    grids = {}
+    for task in tasks:
+        store = TaskCache(task)
+        logs, accs = grid_accuracies(task, store, quick=False)
+        grids[task.name] = (logs, accs, [[range_test(task, store, s, o) for o in range(N_ORDERS)] for s in SEEDS])
     rows = []
-    for rise in RISES:
-        for window in WINDOWS:
-            table = np.array([edge_regrets(t, rise, window) for t in tasks])  # task x divisor
-            worst, mean = table.min(0), table.mean(0)
-            j = int(np.argmax(worst + 1e-3 * mean))
-            rows.append((worst[j], mean[j], rise, window, DIVISORS[j], table[:, j], DIVISORS[table.argmax(1)]))
+    for rise, window, near in SHAPES:
+        parts = {n: [[cliff_parts(c, rise, window, near) for c in orders] for orders in g[2]] for n, g in grids.items()}
+        for log_factor in LOG_FACTORS:
+            for log_divisor in LOG_DIVISORS:
+                regrets = np.array([shape_regret(grids[n], parts[n], log_factor, log_divisor) for n in grids])
+                rows.append((regrets.min(), regrets.mean(), rise, window, near, log_factor, log_divisor, regrets))
     rows.sort(key=lambda r: (-r[0], -r[1]))
-    print(f"{'rise':>5} {'window':>6} {'divisor':>8} {'worst':>7} {'mean':>7}")
-    for worst, mean, rise, window, divisor, _, _ in rows[:10]:
-        print(f"{rise:>5} {window:>6} {divisor:>8.3f} {worst:>+7.2f} {mean:>+7.2f}")
-    worst, mean, rise, window, divisor, per_task, own = rows[0]
-    print(f"\nbest: rise {rise}, window {window}, divisor {divisor:.3f}; per task (regret, own best divisor):")
-    for task, regret, d in zip(tasks, per_task, own):
-        print(f"  {task.name:<28} {regret:>+7.2f}  {d:6.2f}")
-    print(f"own best divisors: geometric mean {geo_mean(own):.2f}, range {min(own):.2f} .. {max(own):.2f}")
+    print(f"{'rise':>5} {'window':>6} {'near':>5} {'factor':>7} {'divisor':>8} {'worst':>7} {'mean':>7}")
+    for worst, mean, rise, window, near, lf, ld, _ in rows[:10]:
+        print(f"{rise:>5} {window:>6} {near:>5} {10**lf:>7.2f} {10**ld:>8.2f} {worst:>+7.2f} {mean:>+7.2f}")
+    print("\nregret per task with the best settings:")
+    for task, regret in zip(tasks, rows[0][-1]):
+        print(f"  {task.name:<28} {regret:>+7.2f}")
+
+
+def shape_regret(grid, parts, log_factor: float, log_divisor: float) -> float:
+    """Mean regret over seeds and orders of min(fallen + log_factor, broken - log_divisor) on one task's grid."""
+    logs, accs, _ = grid
+    scores = []
+    for i, orders in enumerate(parts):
+        for fallen, broken in orders:
+            pick = broken - log_divisor if math.isnan(fallen) else min(fallen + log_factor, broken - log_divisor)
+            scores.append(interpolated(logs, accs, pick, i))
+    return float(np.mean(scores)) - accs.mean(1).max()
 
 
 def main() -> None:

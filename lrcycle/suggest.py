@@ -14,7 +14,8 @@ import warnings
 
 import numpy as np
 
-CLIFF_DIVISOR, CLIFF_RISE, CLIFF_WINDOW = 1.68, 0.75, 7  # fitted on every benchmark task at once (see cliff)
+# cliff's settings, fitted on every task, seed and batch order of benchmarks/suggest_quality.py at once (--fit)
+CLIFF_FACTOR, CLIFF_DIVISOR, CLIFF_NEAR, CLIFF_RISE, CLIFF_WINDOW = 3.0, 4.0, 0.3, 2.0, 3
 
 
 class SuggestionWarning(UserWarning):
@@ -174,23 +175,27 @@ def cliff(
     lrs,
     smooth_losses,
     losses=None,
+    factor: float = CLIFF_FACTOR,
     divisor: float = CLIFF_DIVISOR,
+    near: float = CLIFF_NEAR,
     rise: float = CLIFF_RISE,
     window: int = CLIFF_WINDOW,
 ) -> float:
-    """lrcycle's default: the lr at which training breaks, read off the raw losses, divided by `divisor`.
+    """lrcycle's default: `min(factor * fallen, broken / divisor)`, both read off the raw loss, not the lagging average.
 
     The raw losses (`losses`, else recovered exactly from the whole smoothed curve by `unsmooth`) go through a
-    centred running median of `window` points; the break is where that curve, past its lowest point, first
-    climbs back above `bottom + rise * (top - bottom)` (`divergence`), and the answer is break / `divisor`.
-    The recorder's average trails the raw loss by about 1/(1 - 0.98) = 50 iterations, half a default test, so
-    reading the raw loss finds the break where it is; the divisor was fitted on all tasks of
+    centred running median of `window` points. `fallen` is the first lr at which that curve is within `near` of
+    its fall (top to bottom) from its bottom, where the loss has done most of its falling; `broken` is where,
+    past the bottom, it climbs above `bottom + rise * fall` (`divergence`): training breaks there. A loss that
+    falls by less than 5% of its top has no `fallen`, and the answer is `broken / divisor`. The recorder's
+    average trails the raw loss by about 1/(1 - 0.98) = 50 iterations, half a default test, which is why
+    the smoothed-curve rules land low; the constants were fitted on every task of
     `benchmarks/suggest_quality.py` at once (README, "Suggestion quality").
     """
-    if not divisor > 0:
-        raise ValueError(f"divisor: must be > 0, got {divisor!r}")
+    _check_cliff(factor, divisor, near, rise)
     lrs, median = _median_curve(lrs, smooth_losses, losses, window)
-    return _over(divergence_quiet(lrs, median, rise), divisor, "cliff")
+    pick = _cliff_pick(lrs, median, factor, divisor, near, rise)
+    return _nan("cliff", "no fall and climb in the loss") if math.isnan(pick) else pick
 
 
 def cliff_band(
@@ -198,25 +203,70 @@ def cliff_band(
     smooth_losses,
     losses=None,
     noise: float | None = None,
+    factor: float = CLIFF_FACTOR,
     divisor: float = CLIFF_DIVISOR,
+    near: float = CLIFF_NEAR,
     rise: float = CLIFF_RISE,
     window: int = CLIFF_WINDOW,
 ) -> tuple[float, float]:
-    """(low, high) around `cliff` from the loss's noise alone: the same rule with its level moved down and up
-    by the running median's standard error, `noise * sqrt(pi / (2 * window))` (the median of `window` normal
-    draws), `noise` the raw loss's (`loss_noise` of the losses up to the break when not given)."""
-    if not divisor > 0:
-        raise ValueError(f"divisor: must be > 0, got {divisor!r}")
+    """(low, high) around `cliff` from the loss's noise alone: the lowest and highest `cliff` with each of its
+    two levels moved down or up by the running median's standard error, `noise * sqrt(pi / (2 * window))`
+    (the median of `window` normal draws); `noise` is the raw loss's (`loss_noise` of the losses up to the
+    pick's break) when not given."""
+    _check_cliff(factor, divisor, near, rise)
     lrs, median = _median_curve(lrs, smooth_losses, losses, window)
     if noise is None:
         raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
-        edge = divergence_quiet(lrs, median, rise)
-        noise = loss_noise(raw[: int(np.searchsorted(lrs, edge, side="right"))]) if math.isfinite(edge) else math.nan
+        broken = divergence_quiet(lrs, median, rise)
+        noise = (
+            loss_noise(raw[: int(np.searchsorted(lrs, broken, side="right"))]) if math.isfinite(broken) else math.nan
+        )
     if not noise >= 0:
         return (_nan("cliff_band", "no noise estimate"), math.nan)
     err = noise * math.sqrt(math.pi / (2 * window))
-    low, high = (divergence_quiet(lrs, median, rise, shift) for shift in (-err, err))
-    return (_over(low, divisor, "cliff_band"), _over(high, divisor, "cliff_band"))
+    picks = [
+        _cliff_pick(lrs, median, factor, divisor, near, rise, fall_shift, break_shift)
+        for fall_shift in (-err, err)
+        for break_shift in (-err, err)
+    ]
+    if any(math.isnan(p) for p in picks):
+        return (_nan("cliff_band", "no fall and climb in the loss"), math.nan)
+    return (min(picks), max(picks))
+
+
+def _check_cliff(factor: float, divisor: float, near: float, rise: float) -> None:
+    for name, value in (("factor", factor), ("divisor", divisor), ("rise", rise)):
+        if not value > 0:
+            raise ValueError(f"{name}: must be > 0, got {value!r}")
+    if not 0 < near < 1:
+        raise ValueError(f"near: must be in (0, 1), got {near!r}")
+
+
+def _cliff_pick(lrs, median, factor, divisor, near, rise, fall_shift=0.0, break_shift=0.0) -> float:
+    """min(factor * fallen, broken / divisor) on the median curve, each level moved by its shift."""
+    broken = divergence_quiet(lrs, median, rise, break_shift)
+    if math.isnan(broken):
+        return math.nan
+    fallen = _fallen(lrs, median, near, fall_shift)
+    return min(factor * fallen, broken / divisor) if math.isfinite(fallen) else broken / divisor
+
+
+def _fallen(lrs, losses, near: float, shift: float = 0.0, min_drop: float = 0.05) -> float:
+    """The first lr at which the loss is at or below `bottom + near * (top - bottom) + shift`, interpolated in
+    log lr; NaN when it falls by less than `min_drop` of |top| (no fall to read)."""
+    log_lrs, losses = _curve(lrs, losses, skip_end=0)
+    if len(losses) < 2:
+        return math.nan
+    bottom_at = int(np.argmin(losses))
+    top, bottom = losses[: bottom_at + 1].max(), losses[bottom_at]
+    if bottom_at == 0 or not top - bottom >= min_drop * abs(top):
+        return math.nan
+    level = bottom + near * (top - bottom) + shift
+    i = int(np.argmax(losses[: bottom_at + 1] <= level))
+    if i == 0:
+        return float(10 ** log_lrs[0])
+    x0, x1, y0, y1 = log_lrs[i - 1], log_lrs[i], losses[i - 1], losses[i]
+    return float(10 ** (x0 + (x1 - x0) * (y0 - level) / (y0 - y1)))
 
 
 def divergence_quiet(lrs, losses, rise: float, shift: float = 0.0) -> float:
@@ -224,10 +274,6 @@ def divergence_quiet(lrs, losses, rise: float, shift: float = 0.0) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SuggestionWarning)
         return divergence(lrs, losses, rise=rise, shift=shift)
-
-
-def _over(edge: float, divisor: float, name: str) -> float:
-    return _nan(name, "no fall and climb in the loss") if math.isnan(edge) else edge / divisor
 
 
 def _median_curve(lrs, smooth_losses, losses, window: int) -> tuple[np.ndarray, np.ndarray]:

@@ -259,18 +259,30 @@ def test_unsmooth_gives_back_the_raw_losses():
 # ---------------------------------------------------------------- cliff, the default
 
 
-def fall_flat_climb(climb_from=-1.0, climb_per_decade=3.0, high=2.3, low=0.3):
-    """Raw losses: flat at `high`, a straight fall to `low` from 1e-4 to 1e-2, flat, then a straight climb."""
+def fall_flat_climb(high=2.3, low=0.3, climb_per_decade=3.0):
+    """Raw losses: flat at `high`, a straight fall to `low` from 1e-4 to 1e-2, flat to 1e-1, then a straight
+    climb of `climb_per_decade`."""
     x = LOG_LRS
-    return np.interp(x, [-4.0, -2.0], [high, low]) + np.where(x > climb_from, climb_per_decade * (x - climb_from), 0.0)
+    return np.interp(x, [-4.0, -2.0], [high, low]) + np.where(x > -1.0, climb_per_decade * (x - -1.0), 0.0)
 
 
-@pytest.mark.parametrize("rise, divisor, window", [(0.5, 2.0, 1), (0.75, 1.5, 7), (1.0, 4.0, 9)])
-def test_cliff_is_where_the_raw_loss_climbs_back_over_the_level_divided_by_the_divisor(rise, divisor, window):
-    # from 0.3 the loss climbs 3 per decade past 1e-1: it passes 0.3 + rise * 2.0 after rise * 2 / 3 decades
-    expected = 10 ** (-1 + rise * 2 / 3) / divisor
-    lr = suggest.cliff(LRS, None, fall_flat_climb(), divisor=divisor, rise=rise, window=window)
-    assert lr == pytest.approx(expected, rel=1e-6)
+def expected_cliff(factor, divisor, near, rise, fall_shift=0.0, break_shift=0.0, high=2.3, low=0.3):
+    """min(factor * fallen, broken / divisor) on fall_flat_climb, from its straight segments."""
+    fall = high - low
+    fallen = -4.0 + (high - (low + near * fall + fall_shift)) / (fall / 2)  # falls fall/2 a decade
+    broken = -1.0 + (rise * fall + break_shift) / 3.0  # climbs 3 a decade from the bottom
+    return min(factor * 10**fallen, 10**broken / divisor)
+
+
+@pytest.mark.parametrize(
+    "factor, divisor, near, rise, window",
+    [(3.0, 4.0, 0.3, 2.0, 3), (1000.0, 4.0, 0.3, 0.5, 3), (2.0, 2.0, 0.1, 1.0, 1), (1e4, 8.0, 0.5, 1.5, 5)],
+    ids=["fallen_wins", "broken_wins", "window_1", "window_5"],
+)
+def test_cliff_is_the_smaller_of_factor_times_fallen_and_broken_over_divisor(factor, divisor, near, rise, window):
+    settings = dict(factor=factor, divisor=divisor, near=near, rise=rise, window=window)
+    lr = suggest.cliff(LRS, None, fall_flat_climb(), **settings)
+    assert lr == pytest.approx(expected_cliff(factor, divisor, near, rise), rel=1e-6)
 
 
 def test_cliff_reads_the_same_raw_losses_back_from_the_smoothed_curve():
@@ -279,46 +291,48 @@ def test_cliff_reads_the_same_raw_losses_back_from_the_smoothed_curve():
 
 
 def test_cliff_defaults_are_the_fitted_constants():
-    expected = 10 ** (-1 + suggest.CLIFF_RISE * 2 / 3) / suggest.CLIFF_DIVISOR
+    s = suggest
+    expected = expected_cliff(s.CLIFF_FACTOR, s.CLIFF_DIVISOR, s.CLIFF_NEAR, s.CLIFF_RISE)
     assert suggest.cliff(LRS, suggest.smooth(fall_flat_climb())) == pytest.approx(expected, rel=1e-6)
 
 
-def test_cliff_ignores_a_single_spike_before_the_climb():
+def test_cliff_without_a_real_fall_is_the_break_over_the_divisor():
+    raw = fall_flat_climb(high=2.3, low=2.25)  # falls 2% of its top: too little to read
+    # the level 2.25 + 2 * 0.05 is passed 0.1 / 3 decades into the climb
+    assert suggest.cliff(LRS, None, raw, divisor=4.0, rise=2.0) == pytest.approx(10 ** (-1 + 0.1 / 3) / 4, rel=1e-6)
+
+
+def test_cliff_ignores_a_single_spike():
     raw = fall_flat_climb()
-    raw[np.searchsorted(LOG_LRS, -1.5)] = 50.0  # one bad batch on the flat part
-    expected = 10 ** (-1 + 0.5 * 2 / 3) / 2.0
-    assert suggest.cliff(LRS, None, raw, divisor=2.0, rise=0.5, window=5) == pytest.approx(expected, rel=1e-6)
+    raw[np.searchsorted(LOG_LRS, -1.5)] = 50.0  # one bad batch on the flat bottom
+    assert suggest.cliff(LRS, None, raw, window=3) == pytest.approx(suggest.cliff(LRS, None, fall_flat_climb()))
 
 
-def test_cliff_is_the_last_lr_over_the_divisor_when_the_test_stopped_before_the_level():
-    raw = fall_flat_climb()[: np.searchsorted(LOG_LRS, -0.9)]  # the test stopped 0.1 decade into the climb
-    lr = suggest.cliff(LRS, None, raw, divisor=2.0, rise=0.5, window=1)
+def test_cliff_uses_the_last_lr_as_the_break_when_the_test_stopped_before_the_level():
+    raw = fall_flat_climb()[: np.searchsorted(LOG_LRS, -0.9)]  # stopped 0.1 decade into the climb
+    lr = suggest.cliff(LRS, None, raw, factor=1e6, divisor=2.0)
     assert lr == pytest.approx(LRS[len(raw) - 1] / 2.0)
 
 
-@pytest.mark.parametrize(
-    "kwargs, name", [({"divisor": 0}, "divisor"), ({"window": 0}, "window"), ({"rise": -1}, "rise")]
-)
-def test_cliff_bad_settings_name_the_argument(kwargs, name):
+@pytest.mark.parametrize("name, value", [("factor", 0), ("divisor", -1), ("rise", 0), ("near", 1.0), ("window", 0)])
+def test_cliff_bad_settings_name_the_argument(name, value):
     with pytest.raises(ValueError, match=name):
-        suggest.cliff(LRS, None, fall_flat_climb(), **kwargs)
+        suggest.cliff(LRS, None, fall_flat_climb(), **{name: value})
 
 
-@pytest.mark.parametrize("noise, window", [(0.0, 7), (0.3, 7), (0.3, 3), (1.0, 9)])
-def test_cliff_band_moves_the_level_by_the_medians_standard_error(noise, window):
-    # the level 0.3 + 0.5 * 2.0 moves by err = noise * sqrt(pi / (2 window)); the climb is 3 per decade
+@pytest.mark.parametrize("noise, window, factor", [(0.0, 3, 3.0), (0.3, 3, 3.0), (0.3, 7, 3.0), (0.2, 3, 1000.0)])
+def test_cliff_band_moves_each_level_by_the_medians_standard_error(noise, window, factor):
     err = noise * math.sqrt(math.pi / (2 * window))
-    low, high = suggest.cliff_band(LRS, None, fall_flat_climb(), noise=noise, divisor=2.0, rise=0.5, window=window)
-    assert low == pytest.approx(10 ** (-1 + (1.0 - err) / 3) / 2.0, rel=1e-6)
-    assert high == pytest.approx(10 ** (-1 + (1.0 + err) / 3) / 2.0, rel=1e-6)
+    picks = [expected_cliff(factor, 4.0, 0.3, 2.0, f, b) for f in (-err, err) for b in (-err, err)]
+    band = suggest.cliff_band(LRS, None, fall_flat_climb(), noise=noise, factor=factor, window=window)
+    assert band == pytest.approx((min(picks), max(picks)), rel=1e-6)
 
 
-def test_cliff_band_estimates_the_noise_from_the_losses_up_to_the_break():
+def test_cliff_band_reads_the_noise_of_the_losses_up_to_the_break():
     rng = np.random.default_rng(0)
     raw = fall_flat_climb() + rng.normal(0, 0.05, len(LRS))
+    broken = suggest.divergence(LRS, suggest.running_median(raw, 3), rise=suggest.CLIFF_RISE)
+    sigma = suggest.loss_noise(raw[: int(np.searchsorted(LRS, broken, side="right"))])
+    assert suggest.cliff_band(LRS, None, raw) == pytest.approx(suggest.cliff_band(LRS, None, raw, noise=sigma))
     low, high = suggest.cliff_band(LRS, None, raw)
-    pick = suggest.cliff(LRS, None, raw)
-    assert low <= pick <= high
-    sigma = suggest.loss_noise(raw[: int(np.searchsorted(LRS, pick * suggest.CLIFF_DIVISOR, side="right"))])
-    expected = suggest.cliff_band(LRS, None, raw, noise=sigma)
-    assert (low, high) == pytest.approx(expected)
+    assert low <= suggest.cliff(LRS, None, raw) <= high
