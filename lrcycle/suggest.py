@@ -4,7 +4,11 @@ Every function is a plain function of the two lists, so it works on any recorded
 short one (a test stopped after a few iterations): it returns its best answer, or NaN with a
 `SuggestionWarning`, never raises. The first and last points are skipped like `Recorder.plot` skips them
 (the debiased smoothed loss is noisy at first, the last points are the divergence), fewer when the curve
-is short.
+is short. The default, `cliff`, reads the raw losses, which it recovers exactly from the whole smoothed curve.
+
+Around the rules: `cliff_band` (the default's spread from the loss's noise), `average_curves` (several tests
+on other batch orders), `check_agreement` (a `SuggestionWarning` when picks disagree) and `plot_marks`
+(the marks a plot draws, the default labelled).
 """
 
 from __future__ import annotations
@@ -60,8 +64,8 @@ def halfway(lrs, smooth_losses, frac: float = 0.5) -> float:
     With `top` the highest smoothed loss before the minimum and `bottom` the minimum, the answer is where
     the curve last crosses `bottom + frac * (top - bottom)` on its way down (interpolated in log lr).
     Where the steepest point reads a noisy derivative, this reads a level, which smoothing keeps stable;
-    and it always lies before the minimum, on the falling part of the curve. It is lrcycle's default:
-    the best of these functions on `benchmarks/suggest_quality.py` (see the README's table).
+    and it always lies before the minimum, on the falling part of the curve. It was lrcycle's default until
+    the wider `benchmarks/suggest_quality.py` showed it lands low where the best lr sits near the break.
     """
     if not 0 < frac < 1:
         raise ValueError(f"frac: must be in (0, 1), got {frac!r}")
@@ -132,8 +136,6 @@ def lr_range(lrs, smooth_losses, frac: float = 0.1) -> tuple[float, float]:
     high = int(np.argmax(losses[: best + 1] < losses[best] + frac * drop))
     return (float(10 ** log_lrs[low]), float(10 ** log_lrs[max(high, low)]))
 
-
-DEFAULT_FUNCS = (halfway, minimum, steep, valley, lr_range)
 
 
 def divergence(lrs, smooth_losses, rise: float = 0.5, shift: float = 0.0) -> float:
@@ -384,3 +386,7 @@ def plot_marks(suggestions: dict, default: str | None = None, rtol: float = 0.01
     return [
         (lr, " = ".join(names) + (" (default)" if is_default else ""), is_default) for lr, names, is_default in merged
     ]
+
+
+DEFAULT_FUNCS = (cliff, halfway, minimum, steep, valley, lr_range)
+"""What lr_find suggests, the default first."""
