@@ -349,20 +349,29 @@ def run_task(task: Task, quick: bool, train_picks: bool = True) -> dict:
     return result
 
 
+BAND_SCALES = (1, 2, 4, 8, 16, 32, 64)
+
+
 def order_spread(task: Task, curves: dict) -> dict:
-    """How much the default pick moves with the batch order alone (max/min over orders, per seed), and how
-    often the noise band of order 0 (`cliff_band`) holds the other orders' picks."""
-    spreads, inside, widths = [], [], []
-    for runs in curves.values():
-        picks = [pick(suggest.cliff, c, task) for c in runs]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", suggest.SuggestionWarning)
-            low, high = suggest.cliff_band(runs[0]["lrs"], runs[0]["smooth_losses"], runs[0]["losses"])
-        if all(math.isfinite(p) for p in picks):
+    """How much the default pick moves with the batch order alone (max/min over orders, per seed); the band of
+    order 0 (`cliff_band`, default scale) and the smallest scale in BAND_SCALES whose band holds each other
+    order's pick (inf: none does)."""
+    spreads, needed, widths = [], [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", suggest.SuggestionWarning)
+        for runs in curves.values():
+            picks = [pick(suggest.cliff, c, task) for c in runs]
+            if not all(math.isfinite(p) for p in picks):
+                continue
             spreads.append(max(picks) / min(picks))
-        inside += [bool(low <= p <= high) for p in picks[1:] if math.isfinite(p)]
-        widths.append(high / low)
-    return {"max_over_min": spreads, "inside_band": inside, "band_width": widths}
+            first = (runs[0]["lrs"], runs[0]["smooth_losses"], runs[0]["losses"])
+            low, high = suggest.cliff_band(*first)
+            widths.append(high / low)
+            bands = [suggest.cliff_band(*first, scale=k) for k in BAND_SCALES]
+            for p in picks[1:]:
+                held = [k for k, (lo, hi) in zip(BAND_SCALES, bands) if lo <= p <= hi]
+                needed.append(held[0] if held else math.inf)
+    return {"max_over_min": spreads, "scale_needed": needed, "band_width": widths}
 
 
 def geo_mean(values) -> float:
@@ -383,7 +392,7 @@ def print_table(results: list[dict]) -> None:
     mean = " ".join(f"{np.mean([r['rules'][n]['regret'] for r in results]):>+15.2f}" for n in names)
     print(f"{'worst regret':<43} {worst}\n{'mean regret':<43} {mean}")
     spreads = [s for r in results for s in r["order_spread"]["max_over_min"]]
-    inside = [s for r in results for s in r["order_spread"]["inside_band"]]
+    needed = np.array([k for r in results for k in r["order_spread"]["scale_needed"]])
     widths = [w for r in results for w in r["order_spread"]["band_width"] if math.isfinite(w)]
     if spreads:
         quartiles = ", ".join(f"{q:.2f}x" for q in np.percentile(spreads, [25, 50, 75, 90]))
@@ -392,9 +401,10 @@ def print_table(results: list[dict]) -> None:
             f"quartiles and 90th percentile {quartiles}, worst {max(spreads):.2f}x"
         )
     if widths:
+        held = ", ".join(f"{k}: {100 * np.mean(needed <= k):.0f}%" for k in BAND_SCALES)
         print(
-            f"noise band (cliff_band) high/low: median {np.median(widths):.2f}x; it holds "
-            f"{100 * np.mean(inside):.0f}% of the other batch orders' picks"
+            f"cliff_band high/low median {np.median(widths):.2f}x; "
+            f"share of other orders' picks it holds, by scale: {held}"
         )
 
 

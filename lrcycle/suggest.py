@@ -20,6 +20,7 @@ import numpy as np
 
 # cliff's settings, fitted on every task, seed and batch order of benchmarks/suggest_quality.py at once (--fit)
 CLIFF_FACTOR, CLIFF_DIVISOR, CLIFF_NEAR, CLIFF_RISE, CLIFF_WINDOW = 3.0, 4.0, 0.3, 2.0, 3
+CLIFF_BAND_SCALE = 1.0  # cliff_band's width in standard errors, calibrated on the benchmark's batch orders
 
 
 class SuggestionWarning(UserWarning):
@@ -137,7 +138,6 @@ def lr_range(lrs, smooth_losses, frac: float = 0.1) -> tuple[float, float]:
     return (float(10 ** log_lrs[low]), float(10 ** log_lrs[max(high, low)]))
 
 
-
 def divergence(lrs, smooth_losses, rise: float = 0.5, shift: float = 0.0) -> float:
     """The lr at which the smoothed loss, past its lowest point, first climbs back above a level: `bottom +
     rise * (top - bottom) + shift` (`top` the highest smoothed loss before the bottom), interpolated in log lr.
@@ -205,17 +205,22 @@ def cliff_band(
     smooth_losses,
     losses=None,
     noise: float | None = None,
+    scale: float = CLIFF_BAND_SCALE,
     factor: float = CLIFF_FACTOR,
     divisor: float = CLIFF_DIVISOR,
     near: float = CLIFF_NEAR,
     rise: float = CLIFF_RISE,
     window: int = CLIFF_WINDOW,
 ) -> tuple[float, float]:
-    """(low, high) around `cliff` from the loss's noise alone: the lowest and highest `cliff` with each of its
-    two levels moved down or up by the running median's standard error, `noise * sqrt(pi / (2 * window))`
-    (the median of `window` normal draws); `noise` is the raw loss's (`loss_noise` of the losses up to the
-    pick's break) when not given."""
+    """(low, high) around `cliff` from one test: the lowest and highest `cliff` with each of its two levels moved
+    down or up by `scale` standard errors of the running median, `scale * noise * sqrt(pi / (2 * window))` (the
+    median of `window` normal draws); `noise` is the raw loss's (`loss_noise` of the losses up to the break)
+    when not given. The loss's noise alone moves the pick far less than another batch order does, so the
+    default `scale` is calibrated on the benchmark: the band holds about two thirds of the picks that other
+    batch orders give (README, "Suggestion quality")."""
     _check_cliff(factor, divisor, near, rise)
+    if not scale >= 0:
+        raise ValueError(f"scale: must be >= 0, got {scale!r}")
     lrs, median = _median_curve(lrs, smooth_losses, losses, window)
     if noise is None:
         raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
@@ -225,7 +230,7 @@ def cliff_band(
         )
     if not noise >= 0:
         return (_nan("cliff_band", "no noise estimate"), math.nan)
-    err = noise * math.sqrt(math.pi / (2 * window))
+    err = scale * noise * math.sqrt(math.pi / (2 * window))
     picks = [
         _cliff_pick(lrs, median, factor, divisor, near, rise, fall_shift, break_shift)
         for fall_shift in (-err, err)

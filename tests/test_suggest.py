@@ -322,9 +322,10 @@ def test_cliff_bad_settings_name_the_argument(name, value):
 
 @pytest.mark.parametrize("noise, window, factor", [(0.0, 3, 3.0), (0.3, 3, 3.0), (0.3, 7, 3.0), (0.2, 3, 1000.0)])
 def test_cliff_band_moves_each_level_by_the_medians_standard_error(noise, window, factor):
+    # with scale 1 each level moves by one standard error of the running median
     err = noise * math.sqrt(math.pi / (2 * window))
     picks = [expected_cliff(factor, 4.0, 0.3, 2.0, f, b) for f in (-err, err) for b in (-err, err)]
-    band = suggest.cliff_band(LRS, None, fall_flat_climb(), noise=noise, factor=factor, window=window)
+    band = suggest.cliff_band(LRS, None, fall_flat_climb(), noise=noise, scale=1.0, factor=factor, window=window)
     assert band == pytest.approx((min(picks), max(picks)), rel=1e-6)
 
 
@@ -336,3 +337,8 @@ def test_cliff_band_reads_the_noise_of_the_losses_up_to_the_break():
     assert suggest.cliff_band(LRS, None, raw) == pytest.approx(suggest.cliff_band(LRS, None, raw, noise=sigma))
     low, high = suggest.cliff_band(LRS, None, raw)
     assert low <= suggest.cliff(LRS, None, raw) <= high
+
+
+def test_cliff_band_scale_multiplies_the_standard_error():
+    wide = suggest.cliff_band(LRS, None, fall_flat_climb(), noise=0.1, scale=3.0)
+    assert wide == pytest.approx(suggest.cliff_band(LRS, None, fall_flat_climb(), noise=0.3, scale=1.0))
