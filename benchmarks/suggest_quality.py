@@ -8,7 +8,8 @@ of 3 to 15 epochs and batches of 16 to 128. Per task, the oracle is the best mea
 at an edge), each trained with `fit_one_cycle` for the task's budget; diverged runs count as they score.
 Each rule reads a default range test (`lr_find()`, 100 iterations) of the freshly initialised model and
 is trained from that same initialisation (the test restores it exactly), seed for seed with the grid.
-`lr_range` is scored at its high end (Smith's max lr).
+`lr_range` is scored at its high end (Smith's max lr); a rule that returns no lr (NaN) scores as the worst lr of
+that seed's grid.
 
 Every training run and range test is cached in `benchmarks/.cache/` (keyed by task, seed and lr), so a new
 or changed rule retrains only at its own lrs. `--fit` chooses the default rule's settings on all tasks and
@@ -338,9 +339,12 @@ def run_task(task: Task, quick: bool, train_picks: bool = True) -> dict:
         if train_picks:
             scores = [accuracy_at(task, store, s, lr) for s, lr in zip(seeds, lrs)]
         else:
-            scores = [interpolated(logs, accs, math.log10(lr), i) for i, lr in enumerate(lrs)]
+            scores = [interpolated(logs, accs, math.log10(lr), i) if lr > 0 else math.nan for i, lr in enumerate(lrs)]
+        # a rule that gives no lr (NaN) scores as the worst lr of that seed's grid
+        scores = [a if math.isfinite(a) else float(accs[:, i].min()) for i, a in enumerate(scores)]
         result["rules"][rule.__name__] = {
             "lrs": lrs,
+            "n_nan": sum(not math.isfinite(lr) for lr in lrs),
             "scores": scores,
             "ratio": geo_mean(lrs) / result["oracle_lr"],
             "regret": float(np.mean(scores)) - result["oracle"],

@@ -284,13 +284,18 @@ def divergence_quiet(lrs, losses, rise: float, shift: float = 0.0) -> float:
 
 
 def _median_curve(lrs, smooth_losses, losses, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """(lrs, running median of the raw losses) up to the first non-finite loss (it ends the curve)."""
+    """(lrs, running median of the raw losses), ended at the first non-finite loss and at the first median
+    above 4x its first value (lr_find's stop_div factor): past that the weights are broken, and a loss that
+    swings between 0 and 10 there must not count as a bottom."""
     raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
     lrs = np.asarray(lrs, dtype=float).ravel()[: len(raw)]
     raw = raw[: len(lrs)]
     finite = np.isfinite(raw)
     n = len(raw) if finite.all() else int(np.argmin(finite))
-    return lrs[:n], running_median(raw[:n], window)
+    lrs, median = lrs[:n], running_median(raw[:n], window)
+    if n and median[0] > 0 and (median > 4 * median[0]).any():
+        n = int(np.argmax(median > 4 * median[0])) + 1  # the first broken point stays: it marks the break
+    return lrs[:n], median[:n]
 
 
 def smooth(losses, beta: float = 0.98) -> np.ndarray:

@@ -266,11 +266,11 @@ def fall_flat_climb(high=2.3, low=0.3, climb_per_decade=3.0):
     return np.interp(x, [-4.0, -2.0], [high, low]) + np.where(x > -1.0, climb_per_decade * (x - -1.0), 0.0)
 
 
-def expected_cliff(factor, divisor, near, rise, fall_shift=0.0, break_shift=0.0, high=2.3, low=0.3):
+def expected_cliff(factor, divisor, near, rise, fall_shift=0.0, break_shift=0.0, high=2.3, low=0.3, climb=3.0):
     """min(factor * fallen, broken / divisor) on fall_flat_climb, from its straight segments."""
     fall = high - low
     fallen = -4.0 + (high - (low + near * fall + fall_shift)) / (fall / 2)  # falls fall/2 a decade
-    broken = -1.0 + (rise * fall + break_shift) / 3.0  # climbs 3 a decade from the bottom
+    broken = -1.0 + (rise * fall + break_shift) / climb  # climbs `climb` a decade from the bottom
     return min(factor * 10**fallen, 10**broken / divisor)
 
 
@@ -306,6 +306,14 @@ def test_cliff_ignores_a_single_spike():
     raw = fall_flat_climb()
     raw[np.searchsorted(LOG_LRS, -1.5)] = 50.0  # one bad batch on the flat bottom
     assert suggest.cliff(LRS, None, raw, window=3) == pytest.approx(suggest.cliff(LRS, None, fall_flat_climb()))
+
+
+def test_cliff_ignores_the_loss_past_four_times_its_start():
+    raw = fall_flat_climb(climb_per_decade=10.0)
+    wild = raw > 4 * 2.3  # broken weights: the loss swings, down to 0
+    raw[wild] = np.where(np.arange(wild.sum()) % 2, 0.0, 50.0)
+    expected = expected_cliff(1e4, 4.0, 0.3, 2.0, climb=10.0)  # the break at 0.3 + 2 * 2.0, before the swings
+    assert suggest.cliff(LRS, None, raw, factor=1e4) == pytest.approx(expected, rel=1e-6)
 
 
 def test_cliff_uses_the_last_lr_as_the_break_when_the_test_stopped_before_the_level():
