@@ -20,7 +20,9 @@ import numpy as np
 
 # cliff's settings, fitted on every task, seed and batch order of benchmarks/suggest_quality.py at once (--fit)
 CLIFF_FACTOR, CLIFF_DIVISOR, CLIFF_NEAR, CLIFF_RISE, CLIFF_WINDOW = 3.0, 4.0, 0.3, 2.0, 3
-CLIFF_BAND_SCALE = 1.0  # cliff_band's width in standard errors, calibrated on the benchmark's batch orders
+CLIFF_BAND_SCALE = 8.0  # cliff_band's width in standard errors: it then holds 2/3 of other batch orders' picks
+# Picks further apart than this cannot all be good: on every benchmark task, 2x off the best lr costs > 0.5 points.
+AGREE_FACTOR = 2.0
 
 
 class SuggestionWarning(UserWarning):
@@ -355,7 +357,7 @@ def loss_noise(losses) -> float:
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2))
 
 
-def check_agreement(suggestions, factor: float = 4.0, what: str = "suggestions") -> float:
+def check_agreement(suggestions, factor: float = AGREE_FACTOR, what: str = "suggestions") -> float:
     """max/min of the finite lrs among `suggestions` (a mapping or a sequence; pairs count both ends), with a
     `SuggestionWarning` when it exceeds `factor`: the curve does not point at one lr."""
     if not factor >= 1:

@@ -350,3 +350,12 @@ def test_cliff_band_reads_the_noise_of_the_losses_up_to_the_break():
 def test_cliff_band_scale_multiplies_the_standard_error():
     wide = suggest.cliff_band(LRS, None, fall_flat_climb(), noise=0.1, scale=3.0)
     assert wide == pytest.approx(suggest.cliff_band(LRS, None, fall_flat_climb(), noise=0.3, scale=1.0))
+
+
+@pytest.mark.parametrize("ratio, warns", [(1.5, False), (2.5, True)])
+def test_check_agreement_warns_by_default_above_agree_factor(ratio, warns):
+    picks = [1e-3, 1e-3 * ratio * suggest.AGREE_FACTOR / 2]  # max/min = ratio * AGREE_FACTOR / 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        suggest.check_agreement(picks)
+    assert any(issubclass(w.category, SuggestionWarning) for w in caught) == warns
