@@ -444,9 +444,15 @@ def fit_settings(tasks: list[Task]) -> None:
     print(f"{'rise':>5} {'window':>6} {'near':>5} {'factor':>7} {'divisor':>8} {'worst':>7} {'mean':>7}")
     for worst, mean, rise, window, near, lf, ld, _ in rows[:10]:
         print(f"{rise:>5} {window:>6} {near:>5} {10**lf:>7.2f} {10**ld:>8.2f} {worst:>+7.2f} {mean:>+7.2f}")
-    print("\nregret per task with the best settings:")
-    for task, regret in zip(tasks, rows[0][-1]):
-        print(f"  {task.name:<28} {regret:>+7.2f}")
+    _, _, rise, window, near, _, _, best = rows[0]
+    parts = {n: [[cliff_parts(c, rise, window, near) for c in orders] for orders in g[2]] for n, g in grids.items()}
+    print("\nper task: regret with the common settings; own: the task's own best factor, divisor and regret")
+    for task, regret in zip(tasks, best):
+        scored = [
+            (shape_regret(grids[task.name], parts[task.name], f, d), f, d) for f in LOG_FACTORS for d in LOG_DIVISORS
+        ]
+        own, log_factor, log_divisor = max(scored)
+        print(f"  {task.name:<28} {regret:>+7.2f}   own: {10**log_factor:5.2f}, {10**log_divisor:5.2f}, {own:+.2f}")
 
 
 def shape_regret(grid, parts, log_factor: float, log_divisor: float) -> float:
