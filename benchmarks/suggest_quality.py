@@ -421,8 +421,8 @@ SHAPES = [(rise, window, near) for rise in (1.0, 1.5, 2.0, 3.0) for window in (1
 
 def cliff_parts(curve: dict, rise: float, window: int, near: float) -> tuple[float, float]:
     """(log10 fallen, log10 broken) of one curve; fallen NaN when the loss does not really fall."""
-    lrs, median = suggest._median_curve(curve["lrs"], curve["smooth_losses"], curve["losses"], window)
-    return math.log10(suggest._fallen(lrs, median, near)), math.log10(suggest.divergence_quiet(lrs, median, rise))
+    lrs, median = suggest.median_curve(curve["lrs"], curve["smooth_losses"], curve["losses"], window)
+    return math.log10(suggest.fallen_at(lrs, median, near)), math.log10(suggest.divergence_quiet(lrs, median, rise))
 
 
 def fit_settings(tasks: list[Task]) -> None:

@@ -191,13 +191,14 @@ def cliff(
     centred running median of `window` points. `fallen` is the first lr at which that curve is within `near` of
     its fall (top to bottom) from its bottom, where the loss has done most of its falling; `broken` is where,
     past the bottom, it climbs above `bottom + rise * fall` (`divergence`): training breaks there. A loss that
-    falls by less than 5% of its top has no `fallen`, and the answer is `broken / divisor`. The recorder's
+    falls by less than 5% of its top has no `fallen`, and the answer is `broken / divisor`; points past 4x the
+    first loss are not read (`median_curve`: the weights are broken there). The recorder's
     average trails the raw loss by about 1/(1 - 0.98) = 50 iterations, half a default test, which is why
     the smoothed-curve rules land low; the constants were fitted on every task of
     `benchmarks/suggest_quality.py` at once (README, "Suggestion quality").
     """
     _check_cliff(factor, divisor, near, rise)
-    lrs, median = _median_curve(lrs, smooth_losses, losses, window)
+    lrs, median = median_curve(lrs, smooth_losses, losses, window)
     pick = _cliff_pick(lrs, median, factor, divisor, near, rise)
     return _nan("cliff", "no fall and climb in the loss") if math.isnan(pick) else pick
 
@@ -223,7 +224,7 @@ def cliff_band(
     _check_cliff(factor, divisor, near, rise)
     if not scale >= 0:
         raise ValueError(f"scale: must be >= 0, got {scale!r}")
-    lrs, median = _median_curve(lrs, smooth_losses, losses, window)
+    lrs, median = median_curve(lrs, smooth_losses, losses, window)
     if noise is None:
         raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
         broken = divergence_quiet(lrs, median, rise)
@@ -256,11 +257,11 @@ def _cliff_pick(lrs, median, factor, divisor, near, rise, fall_shift=0.0, break_
     broken = divergence_quiet(lrs, median, rise, break_shift)
     if math.isnan(broken):
         return math.nan
-    fallen = _fallen(lrs, median, near, fall_shift)
+    fallen = fallen_at(lrs, median, near, fall_shift)
     return min(factor * fallen, broken / divisor) if math.isfinite(fallen) else broken / divisor
 
 
-def _fallen(lrs, losses, near: float, shift: float = 0.0, min_drop: float = 0.05) -> float:
+def fallen_at(lrs, losses, near: float, shift: float = 0.0, min_drop: float = 0.05) -> float:
     """The first lr at which the loss is at or below `bottom + near * (top - bottom) + shift`, interpolated in
     log lr; NaN when it falls by less than `min_drop` of |top| (no fall to read)."""
     log_lrs, losses = _curve(lrs, losses, skip_end=0)
@@ -285,7 +286,7 @@ def divergence_quiet(lrs, losses, rise: float, shift: float = 0.0) -> float:
         return divergence(lrs, losses, rise=rise, shift=shift)
 
 
-def _median_curve(lrs, smooth_losses, losses, window: int) -> tuple[np.ndarray, np.ndarray]:
+def median_curve(lrs, smooth_losses, losses, window: int) -> tuple[np.ndarray, np.ndarray]:
     """(lrs, running median of the raw losses), ended at the first non-finite loss and at the first median
     above 4x its first value (lr_find's stop_div factor): past that the weights are broken, and a loss that
     swings between 0 and 10 there must not count as a bottom."""

@@ -359,3 +359,13 @@ def test_check_agreement_warns_by_default_above_agree_factor(ratio, warns):
         warnings.simplefilter("always")
         suggest.check_agreement(picks)
     assert any(issubclass(w.category, SuggestionWarning) for w in caught) == warns
+
+
+@pytest.mark.parametrize("near", [0.1, 0.3, 0.5])
+def test_fallen_at_is_the_first_lr_within_near_of_the_fall_from_the_bottom(near):
+    # fall_flat_climb falls 1 a decade from 2.3 at 1e-4: it reaches 0.3 + near * 2.0 after 2 - 2 near decades
+    assert suggest.fallen_at(LRS, fall_flat_climb(), near) == pytest.approx(10 ** (-2 - 2 * near), rel=1e-6)
+
+
+def test_fallen_at_is_nan_when_the_loss_falls_less_than_min_drop():
+    assert math.isnan(suggest.fallen_at(LRS, fall_flat_climb(high=2.3, low=2.25), 0.3, min_drop=0.05))
