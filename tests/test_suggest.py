@@ -70,7 +70,7 @@ def test_lr_range_brackets_the_fall():
     assert low < high
 
 
-ALL_FUNCS = [suggest.cliff, halfway, minimum, steep, valley, lr_range, *suggest.DEFAULT_FUNCS]
+ALL_FUNCS = [suggest.cliff, suggest.cliff_band, halfway, minimum, steep, valley, lr_range, *suggest.DEFAULT_FUNCS]
 
 
 def finite_lrs(value):
