@@ -492,6 +492,8 @@ def main() -> None:
     default = rules()[0].__name__
     worst = min(r["rules"][default]["regret"] for r in results)
     verdict = ("meets" if worst >= -0.5 else "misses") + " the 0.5 target"
+    if args.quick or args.tasks:
+        verdict += f"; on {len(tasks)} of {len(TASKS)} tasks" + (", 2 seeds: a smoke run" if args.quick else "")
     print(f"\ndefault ({default}): worst regret {worst:+.2f} points ({verdict}); {time.perf_counter() - start:.0f} s")
     if args.dump:
         Path(args.dump).write_text(json.dumps(results))
