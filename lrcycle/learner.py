@@ -274,9 +274,10 @@ class Learner:
         self._fit(lambda defaults: schedule, (), cbs=cbs, resume=name, **names)
 
     def lr_find(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, linear=False, suggest_funcs=None,
-                show_plot=False):  # fmt: skip
-        """The range test, everything put back exactly afterwards; its suggestions with the curve (`.plot()`)."""
-        return run_range_test(self, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs, show_plot)
+                show_plot=False, n_repeats=1):  # fmt: skip
+        """The range test, everything put back exactly afterwards; its suggestions with the curve (`.plot()`),
+        read from `n_repeats` tests on other batch orders averaged, with the default's `suggestion_band`."""
+        return run_range_test(self, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs, show_plot, n_repeats)
 
     def preview(self, method, *args, plot: bool = False, **kwargs):
         """The lr and momentum per step that `learn.<method>(*args, **kwargs)` would set, as a DataFrame like

@@ -13,6 +13,7 @@ from functools import lru_cache, partial
 
 import numpy as np
 import pandas as pd
+import torch
 
 from . import plots, suggest
 from .callbacks.loss_check import NonFiniteLossCheck
@@ -26,14 +27,25 @@ from .snapshot import TrainingSnapshot
 
 
 def run_range_test(
-    learn, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, linear=False, suggest_funcs=None, show_plot=False
+    learn,
+    start_lr=1e-7,
+    end_lr=10,
+    num_it=100,
+    stop_div=True,
+    linear=False,
+    suggest_funcs=None,
+    show_plot=False,
+    n_repeats=1,
 ):
     """Run the test on `learn` and return its suggestions (default first) with the recorded curve.
 
     Trains for `num_it` optimizer steps (`ceil(num_it / steps_per_epoch)` epochs), then restores everything
-    on every exit (a normal end, an early stop, an exception, Ctrl-C). The recorder keeps the trace too.
+    on every exit (a normal end, an early stop, an exception, Ctrl-C). With `n_repeats=k` it runs k tests from
+    the same start on k batch orders (torch's RNG reseeded for each after the first), and reads the
+    suggestions from their averaged curve (`suggest.average_curves`); the recorder keeps the last test's trace.
     """
     check_positive_int(num_it, "num_it", minimum=2)
+    check_positive_int(n_repeats, "n_repeats")
     start_lrs, end_lrs = range_ends(start_lr, end_lr, learn.n_groups)
     if any(s >= e for s, e in zip(start_lrs, end_lrs, strict=True)):
         raise ValueError(f"start_lr/end_lr: start_lr must be below end_lr in every group, got {start_lr!r}, {end_lr!r}")
@@ -49,17 +61,27 @@ def run_range_test(
     cbs = check_fit_start(learn, [LRFinderCallback(schedule), RangeTestStop(num_it, stop_div), *bars])
 
     # snapshot and restore are critical sections: Ctrl-C waits for them (interrupt.guarded)
-    with guarded(partial(TrainingSnapshot, learn.model, learn.opt), partial(restore_snapshot, learn)):
-        if learn.opt is None:
-            learn.create_opt()
-        set_lrs(learn.opt, start_lrs)
-        with learn.removed_cbs(quiet):
-            learn.fit_epochs(schedule.n_epoch, cbs, with_valid=False)
+    rec, curves = learn.recorder, []
+    with guarded(partial(TrainingSnapshot, learn.model, learn.opt), partial(restore_snapshot, learn)) as snapshot:
+        seed = int(torch.randint(2**31, ())) if n_repeats > 1 else 0  # drawn inside: the RNG is restored too
+        for repeat in range(n_repeats):
+            if repeat:  # the same start, another batch order
+                restore_snapshot(learn, snapshot)
+                torch.manual_seed(seed + repeat)
+            if learn.opt is None:
+                learn.create_opt()
+            set_lrs(learn.opt, start_lrs)
+            with learn.removed_cbs(quiet):
+                learn.fit_epochs(schedule.n_epoch, cbs, with_valid=False)
+            curves.append((list(rec.lrs), list(rec.losses)))
 
-    rec = learn.recorder
-    values = [func(rec.lrs, rec.smooth_losses) for func in funcs]
+    lrs, losses, smooth_losses = rec.lrs, rec.losses, rec.smooth_losses
+    if n_repeats > 1:
+        lrs, losses, smooth_losses = (list(map(float, a)) for a in suggest.average_curves(curves))
+    values = [func(lrs, smooth_losses) for func in funcs]
     rec.suggestions = {func.__name__: value for func, value in zip(funcs, values, strict=True)}
-    result = suggestion_result(funcs, values, rec.lrs, rec.losses, rec.smooth_losses)
+    result = suggestion_result(funcs, values, lrs, losses, smooth_losses)
+    result.suggestion_band = suggest.suggestion_band(funcs[0], curves, lrs, losses, smooth_losses)
     rec.lr_find_result = result  # `recorder.plot()` draws it, after later fits too
     if show_plot:
         result.plot()
@@ -116,6 +138,7 @@ class RangeTestCurve:
     lrs: list[float]
     losses: list[float]
     smooth_losses: list[float]
+    suggestion_band: tuple[float, float] | None = None  # the default's spread (`suggest.suggestion_band`)
 
     @property
     def suggestions(self) -> dict:
@@ -128,10 +151,10 @@ class RangeTestCurve:
         return pd.DataFrame({"iter": range(len(self.lrs)), **data})
 
     def plot(self, skip_start: int = 10, skip_end: int = 5, suggestions: bool = True, ax=None):
-        """Smoothed loss against lr (log x axis), the suggestions marked."""
-        marks = self.suggestions if suggestions else None
+        """Smoothed loss against lr (log x axis), the suggestions marked, the default's spread shaded."""
+        marks, band = (self.suggestions, self.suggestion_band) if suggestions else (None, None)
         title = f"range test, {len(self.lrs)} iterations"
-        return plots.plot_loss_vs_lr(self.lrs, self.smooth_losses, skip_start, skip_end, marks, ax=ax, title=title)
+        return plots.plot_loss_vs_lr(self.lrs, self.smooth_losses, skip_start, skip_end, marks, ax, title, band)
 
 
 @lru_cache(maxsize=64)

@@ -7,8 +7,8 @@ short one (a test stopped after a few iterations): it returns its best answer, o
 is short. The default, `cliff`, reads the raw losses, which it recovers exactly from the whole smoothed curve.
 
 Around the rules: `cliff_band` (the default's spread from the loss's noise), `average_curves` (several tests
-on other batch orders), `check_agreement` (a `SuggestionWarning` when picks disagree) and `plot_marks`
-(the marks a plot draws, the default labelled).
+on other batch orders), `check_agreement` (a `SuggestionWarning` when picks disagree) and `suggestion_band` (what a
+range test reports as the default's spread).
 """
 
 from __future__ import annotations
@@ -372,33 +372,25 @@ def check_agreement(suggestions, factor: float = AGREE_FACTOR, what: str = "sugg
     if ratio > factor:
         warnings.warn(
             f"{what} disagree by {ratio:.1f}x (more than {factor:g}x): the range test does not point at one "
-            f"lr; try lr_find(n_repeats=3) or a short grid around {min(lrs):.2g} .. {max(lrs):.2g}",
+            f"lr; try a short grid of fits from {min(lrs):.2g} to {max(lrs):.2g}",
             SuggestionWarning,
             stacklevel=2,
         )
     return ratio
 
 
-def plot_marks(suggestions: dict, default: str | None = None, rtol: float = 0.01) -> list[tuple[float, str, bool]]:
-    """(lr, label, is_default) per vertical mark, by lr: a pair gives two marks ('name low', 'name high'),
-    marks within `rtol` of each other share one ('a = b'), and the default's label ends in ' (default)'."""
-    marks = []
-    for name, value in suggestions.items():
-        ends = zip(("low", "high"), value) if isinstance(value, (tuple, list)) else [("", value)]
-        for end, lr in ends:
-            if lr is not None and math.isfinite(lr) and lr > 0:
-                marks.append([float(lr), [f"{name} {end}".strip()], name == default])
-    marks.sort(key=lambda m: m[0])
-    merged = []
-    for lr, names, is_default in marks:
-        if merged and lr <= merged[-1][0] * (1 + rtol):
-            merged[-1][1].extend(names)
-            merged[-1][2] = merged[-1][2] or is_default
-        else:
-            merged.append([lr, names, is_default])
-    return [
-        (lr, " = ".join(names) + (" (default)" if is_default else ""), is_default) for lr, names, is_default in merged
-    ]
+def suggestion_band(default, curves, lrs, losses, smooth_losses) -> tuple[float, float] | None:
+    """The default suggestion's spread: over several tests on other batch orders (`curves`, `(lrs, losses)` pairs),
+    the lowest and highest of their own picks, with a `SuggestionWarning` past `AGREE_FACTOR`; from a single
+    test of `cliff`, `cliff_band`; otherwise None (nothing to measure it by)."""
+    if len(curves) > 1:
+        picks = [default(c_lrs, smooth(c_losses)) for c_lrs, c_losses in curves]
+        finite = [p for p in picks if isinstance(p, float) and math.isfinite(p) and p > 0]
+        check_agreement(finite, what=f"{default.__name__} over {len(curves)} batch orders")
+        return (min(finite), max(finite)) if finite else None
+    if default is cliff:
+        return cliff_band(lrs, smooth_losses, losses)
+    return None
 
 
 DEFAULT_FUNCS = (cliff, halfway, minimum, steep, valley, lr_range)

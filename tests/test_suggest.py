@@ -238,19 +238,6 @@ def test_check_agreement_bad_factor_names_the_argument():
         suggest.check_agreement([1e-3], factor=0.5)
 
 
-def test_plot_marks_merge_coinciding_lrs_and_label_the_default():
-    marks = suggest.plot_marks({"b": 1e-2, "a": 1e-3, "c": 1.001e-3, "r": (1e-4, 1e-2)}, default="a")
-    assert marks == [
-        (1e-4, "r low", False),
-        (1e-3, "a = c (default)", True),
-        (1e-2, "b = r high", False),
-    ]
-
-
-def test_plot_marks_skip_nan():
-    assert suggest.plot_marks({"a": math.nan, "b": 1e-3}, default="a") == [(1e-3, "b", False)]
-
-
 def test_unsmooth_gives_back_the_raw_losses():
     raw = 2 + np.sin(np.arange(50.0)) + np.linspace(0, 3, 50)
     assert suggest.unsmooth(suggest.smooth(raw)) == pytest.approx(raw, rel=1e-9)
