@@ -28,6 +28,7 @@ from .learner import Learner
 from .metrics import accuracy, error_rate
 from .models import digits_cnn, digits_mlp
 from .plots import plot_schedule
+from .range_test import range_test
 from .recorder import Recorder
 from .transfer import transfer_learner
 
@@ -62,6 +63,7 @@ __all__ = [
     "plot_schedule",
     "resnet_splitter",
     "plans",
+    "range_test",
     "schedules",
     "sequential_head_splitter",
     "sequential_splitter",
