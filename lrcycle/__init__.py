@@ -30,6 +30,7 @@ from .models import digits_cnn, digits_mlp
 from .plots import plot_schedule
 from .range_test import range_test
 from .recorder import Recorder
+from .scheduler import scheduler
 from .transfer import transfer_learner
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "resnet_splitter",
     "plans",
     "range_test",
+    "scheduler",
     "schedules",
     "sequential_head_splitter",
     "sequential_splitter",
