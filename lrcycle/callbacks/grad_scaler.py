@@ -38,6 +38,7 @@ class GradScalerStep(Callback):
         self.pending_update = True
         grads = [p.grad for group in learn.opt.param_groups for p in group["params"] if p.grad is not None]
         if grads and not bool(torch.stack([g.isfinite().all() for g in grads]).all()):  # one sync
+            learn.opt.zero_grad()  # the loop zeroes only after a step taken
             raise CancelStepException  # what scaler.step does on an overflow: no optimizer step
 
     def after_step(self, learn) -> None:
