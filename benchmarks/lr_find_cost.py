@@ -1,6 +1,8 @@
 """What does the range test cost beyond the training it does? And does memory grow when it is repeated?
 
-Times `learn.lr_find(num_it=100, stop_div=False)` (snapshot, restore and suggestions included) against
+Times `learn.lr_find(num_it=100, stop_div=False)` and `lrcycle.range_test(model, optimizer, loss_func,
+train_loader, num_it=100, stop_div=False)` (on a copy of the model and optimizer: a light Learner built
+around them at every call, snapshot, restore and suggestions included) against
 100 raw PyTorch training steps (forward, loss, backward, step, zero_grad) of a copy of the same model
 with the same optimizer over the same data loader, interleaved, several times: the median ratio is
 printed. When torch-lr-finder is installed (`pip install -e '.[bench]'`), its
@@ -30,7 +32,7 @@ from functools import partial
 import psutil
 import torch
 
-from lrcycle import Learner, digits, digits_cnn, digits_mlp
+from lrcycle import Learner, digits, digits_cnn, digits_mlp, range_test
 
 NUM_IT = 100
 START_LR, END_LR = 1e-7, 10
@@ -120,9 +122,13 @@ def cost_ratio(name: str, make_model, repeats: int, lr_finder_cls=None) -> None:
     learn = learner_in_use(make_model)
     dls = learn.dls
     raw_model = copy.deepcopy(learn.model)
+    own_model, own_opt = copy_model_and_opt(learn)
     runs = {
         "raw": lambda: raw_steps(raw_model, learn.loss_func, dls.train, NUM_IT),
-        "lrcycle": lambda: learn.lr_find(start_lr=START_LR, end_lr=END_LR, num_it=NUM_IT, stop_div=False),
+        "lr_find": lambda: learn.lr_find(start_lr=START_LR, end_lr=END_LR, num_it=NUM_IT, stop_div=False),
+        "range_test": lambda: range_test(
+            own_model, own_opt, learn.loss_func, dls.train, START_LR, END_LR, num_it=NUM_IT, stop_div=False
+        ),
     }
     if lr_finder_cls is not None:
         their_model, their_opt = copy_model_and_opt(learn)
@@ -154,6 +160,10 @@ def restored_state(make_model, lr_finder_cls) -> None:
     before = state_of(learn.model, learn.opt)
     learn.lr_find(start_lr=START_LR, end_lr=END_LR, num_it=NUM_IT, stop_div=False)
     cases["lrcycle lr_find"] = (before, state_of(learn.model, learn.opt))
+    model, opt = copy_model_and_opt(learn)
+    before = state_of(model, opt)
+    range_test(model, opt, learn.loss_func, learn.dls.train, START_LR, END_LR, num_it=NUM_IT, stop_div=False)
+    cases["lrcycle range_test"] = (before, state_of(model, opt))
     for reset in (False, True):
         model, opt = copy_model_and_opt(learn)
         before = state_of(model, opt)
@@ -211,7 +221,9 @@ def main() -> None:
     repeats = args.repeats or (3 if args.quick else 15)
     start = time.perf_counter()
     lr_finder_cls = load_lr_finder()
-    print(f"lr_find(num_it={NUM_IT}, stop_div=False) against {NUM_IT} raw steps, digits (23 batches of 64):")
+    print(
+        f"lr_find / range_test (num_it={NUM_IT}, stop_div=False) against {NUM_IT} raw steps, digits (23 batches of 64):"
+    )
     if lr_finder_cls is None:
         print("(torch-lr-finder column skipped: not installed; pip install -e '.[bench]')")
     cost_ratio("digits MLP", digits_mlp, repeats, lr_finder_cls)
