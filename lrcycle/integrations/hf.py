@@ -1,10 +1,8 @@
 """Hugging Face transformers: the range test on a model whose forward returns its loss (`model(**batch).loss`).
 
-    loader = DataLoader(train_dataset, batch_size=8, shuffle=True, collate_fn=data_collator)
-    result = hf_range_test(model, loader, optimizer)
-    trainer = Trainer(model, args, train_dataset=..., data_collator=data_collator,
-                      optimizers=(optimizer, lrcycle.scheduler(optimizer, "fit_one_cycle", 3, result.valley,
-                                                              steps_per_epoch=len(loader))))
+Build a `DataLoader` with the Trainer's collator, run `hf_range_test(model, loader, optimizer)`, then give the
+Trainer `optimizers=(optimizer, lrcycle.scheduler(optimizer, "fit_one_cycle", n_epochs, result.valley,
+steps_per_epoch=len(loader)))`: the model and optimizer it trains are exactly as before the test.
 """
 
 from __future__ import annotations
