@@ -233,9 +233,8 @@ def main() -> None:
     repeats = args.repeats or (3 if args.quick else 15)
     start = time.perf_counter()
     lr_finder_cls = load_lr_finder()
-    print(
-        f"lr_find / range_test (num_it={NUM_IT}, stop_div=False) against {NUM_IT} raw steps, digits (23 batches of 64):"
-    )
+    print(f"lr_find / range_test (num_it={NUM_IT}, stop_div=False) against {NUM_IT} raw steps, digits (23 batches")
+    print(f"of 64), {args.clock} time:")
     if lr_finder_cls is None:
         print("(torch-lr-finder column skipped: not installed; pip install -e '.[bench]')")
     cost_ratio("digits MLP", digits_mlp, repeats, lr_finder_cls)
