@@ -18,7 +18,7 @@ class GradScalerStep(Callback):
     `grad_scaler` is what the range test snapshots and restores (`state_dict()`), bit for bit.
     """
 
-    order = ORDER["accumulation"] + 1
+    order = ORDER["grad_scaler"]
 
     def __init__(self, grad_scaler: torch.amp.GradScaler):
         if not isinstance(grad_scaler, torch.amp.GradScaler):
