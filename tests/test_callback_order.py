@@ -10,6 +10,7 @@ from lrcycle.callbacks.accumulate import GradientAccumulation
 from lrcycle.callbacks.averaging import CycleAverage
 from lrcycle.callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from lrcycle.callbacks.first_step_guard import FirstStepGuard
+from lrcycle.callbacks.grad_scaler import GradScalerStep
 from lrcycle.callbacks.loss_check import NonFiniteLossCheck, ScalarLossCheck
 from lrcycle.callbacks.progress import ProgressCallback, SweepProgress
 from lrcycle.callbacks.tracking import CycleSnapshotCallback, SaveModelCallback
@@ -24,6 +25,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lrcycle"
 SEQUENCE = [
     "loss_check",
     "accumulation",
+    "grad_scaler",
     "guard",
     "finder",
     "scheduler",
@@ -52,6 +54,7 @@ def test_the_table_lists_the_slots_in_the_order_they_run():
         (ScalarLossCheck, "loss_check"),
         (NonFiniteLossCheck, "loss_check"),
         (GradientAccumulation, "accumulation"),
+        (GradScalerStep, "grad_scaler"),
         (FirstStepGuard, "guard"),
         (DistributedCallback, "distributed"),
         (Recorder, "recorder"),
