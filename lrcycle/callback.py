@@ -7,6 +7,7 @@ import contextlib
 ORDER = {
     "interrupt": -1000,
     "accumulation": -20,
+    "schedule_free": -10,
     "finder": 0,
     "scheduler": 10,
     "distributed": 40,
@@ -21,6 +22,8 @@ ORDER = {
 
 - `interrupt`: raises a Ctrl-C held back during the optimizer step, right after it, before anything else.
 - `accumulation`: gradient accumulation sets the step counts and skips steps before anyone reads them.
+- `schedule_free`: a schedule-free optimizer's `train()`/`eval()` switch, before anyone reads the weights of
+  a training or validation stage.
 - `finder`: the range test sets each iteration's lr before anything reads it in `before_batch`.
 - `scheduler`: the fit's schedule sets lr and momentum before the step.
 - `distributed`: averages each iteration's loss and reduces validation sums across processes, before the

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from .callbacks.schedule_free import eval_weights
 from .distributed import is_main_process, unwrap
 
 
@@ -18,10 +19,11 @@ def save(learn, name: str, with_opt: bool = True) -> Path:
     file = model_path(learn, name)
     if is_main_process():
         file.parent.mkdir(parents=True, exist_ok=True)
-        state = {"model": unwrap(learn.model).state_dict()}
-        if with_opt and learn.opt is not None:
-            state["opt"] = learn.opt.state_dict()
-        torch.save(state, file)
+        with eval_weights(learn):  # a schedule-free optimizer saves its evaluation weights, in eval mode
+            state = {"model": unwrap(learn.model).state_dict()}
+            if with_opt and learn.opt is not None:
+                state["opt"] = learn.opt.state_dict()
+            torch.save(state, file)
     return file
 
 

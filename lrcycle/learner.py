@@ -26,6 +26,7 @@ from .callback import (
 from .callbacks import tracking
 from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
+from .callbacks.schedule_free import eval_weights, schedule_free_switches
 from .checks import (
     check_cbs,
     check_hypers,
@@ -160,7 +161,7 @@ class Learner:
         self.total_iter, self.train_iter = n_epoch * n_iter, start_epoch * n_iter
         self.cycle_ends = [] if cycle_ends is None else list(cycle_ends)
         self.with_valid = with_valid and self.dls.valid is not None
-        with self.added_cbs(cbs), InterruptAfterStep(self):
+        with self.added_cbs([*(cbs or []), *schedule_free_switches(self.opt)]), InterruptAfterStep(self):
             try:
                 self._with_events(self._do_fit, "fit", CancelFitException)
             finally:
@@ -246,6 +247,12 @@ class Learner:
         """fastai v2 `fit_flat_cos`: flat at `lr` for `pct_start` of the fit, then cosine down to lr/div_final."""
         self._fit(plans.fit_flat_cos, (n_epoch, lr, div_final, pct_start), **kwargs)
 
+    def fit_wsd(self, n_epoch, lr_max=None, warmup=0.05, decay=0.2, decay_shape="1-sqrt", div=25.0, div_final=1e5,
+                moms=None, warmup_epochs=None, decay_epochs=None, **kwargs):  # fmt: skip
+        """Warmup-stable-decay: linear warmup, flat at lr_max, then a 'linear'/'cos'/'1-sqrt' decay (plans.fit_wsd)."""
+        args = (n_epoch, lr_max, warmup, decay, decay_shape, div, div_final, moms, warmup_epochs, decay_epochs)
+        self._fit(plans.fit_wsd, args, **kwargs)
+
     def plan_defaults(self, cbs=None) -> plans.PlanDefaults:
         """What a plan reads from the learner: group count, default lr and momenta, steps an epoch."""
         return plans.PlanDefaults(self.n_groups, self.lr, self.moms, self.steps_per_epoch(check_cbs(cbs)))
@@ -289,7 +296,8 @@ class Learner:
     def get_preds(self, dl=None, with_input: bool = False):
         """(predictions, targets) over `dl` (default the validation loader), model in eval mode, no events."""
         dl = check_valid_loader(self.dls.valid if dl is None else dl)
-        return predictions(self.model, dl, self.device, with_input)
+        with eval_weights(self):  # a schedule-free optimizer's evaluation weights
+            return predictions(self.model, dl, self.device, with_input)
 
     # ---- saving ------------------------------------------------------------------------------------------
     def save(self, name: str, with_opt: bool = True) -> Path:  # to path/model_dir/<name>.pth; only rank 0 writes
