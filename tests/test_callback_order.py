@@ -10,6 +10,7 @@ from lrcycle.callbacks.accumulate import GradientAccumulation
 from lrcycle.callbacks.averaging import CycleAverage
 from lrcycle.callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from lrcycle.callbacks.progress import ProgressCallback
+from lrcycle.callbacks.schedule_free import ScheduleFreeSwitch
 from lrcycle.callbacks.tracking import CycleSnapshotCallback, SaveModelCallback
 from lrcycle.distributed import DistributedCallback
 from lrcycle.recorder import Recorder
@@ -22,6 +23,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lrcycle"
 SEQUENCE = [
     "interrupt",
     "accumulation",
+    "schedule_free",
     "finder",
     "scheduler",
     "distributed",
@@ -45,6 +47,7 @@ def test_the_table_lists_the_slots_in_the_order_they_run():
     "cls, slot",
     [
         (GradientAccumulation, "accumulation"),
+        (ScheduleFreeSwitch, "schedule_free"),
         (DistributedCallback, "distributed"),
         (Recorder, "recorder"),
         (ProgressCallback, "progress"),
