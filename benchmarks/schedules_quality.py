@@ -64,13 +64,16 @@ def mnist1d_cnn(channels: int = 16) -> nn.Sequential:
     )  # fmt: skip
 
 
-def make_tasks() -> dict:
-    """name -> (loaders, model maker), data built once."""
-    return {
-        "digits": (digits(bs=64), lambda: digits_cnn(bn=True)),
-        "mnist1d": (mnist1d_loaders(), mnist1d_cnn),
-        "small": (digits(bs=32, n_train=300), lambda: digits_cnn(bn=True, width=8)),
-    }
+TASKS = {
+    "digits": lambda: (digits(bs=64), lambda: digits_cnn(bn=True)),
+    "mnist1d": lambda: (mnist1d_loaders(), mnist1d_cnn),
+    "small": lambda: (digits(bs=32, n_train=300), lambda: digits_cnn(bn=True, width=8)),
+}
+
+
+def make_tasks(names=tuple(TASKS)) -> dict:
+    """name -> (loaders, model maker), each task's data built once."""
+    return {name: TASKS[name]() for name in names}
 
 
 # ---- schedules: name -> (optimizer kind, fit(learn, lr, budget)) -----------------------------------------
@@ -155,11 +158,12 @@ class Cache:
 
 
 # ---- the study ---------------------------------------------------------------------------------------------
-def study(tasks: dict, schedules, seeds, grids, cache: Cache, log=print) -> list[dict]:
-    """One row per (task, schedule): grid-best lr and accuracy per budget, epochs to target, lr_find's lr."""
+def study(tasks: dict, schedules, seeds, grids, cache: Cache, epochs=None, log=print) -> list[dict]:
+    """One row per (task, schedule): grid-best lr and accuracy per budget (`BUDGETS` unless `epochs` gives
+    (short, long) epochs for every task), epochs to target, lr_find's lr and the accuracy there."""
     rows = []
     for task_name, task in tasks.items():
-        budgets = BUDGETS[task_name]
+        budgets = BUDGETS[task_name] if epochs is None else epochs
         long = budgets[1]
         for name in schedules:
             kind = SCHEDULES[name][0]
@@ -224,9 +228,8 @@ def main(argv=None) -> None:
     parser.add_argument("--fresh", action="store_true", help="ignore (and do not write) the cache")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    tasks = make_tasks()
+    tasks = make_tasks(["small"] if args.quick else TASKS)
     if args.quick:
-        tasks = {"small": tasks["small"]}
         seeds, grids = [0, 1], {kind: lrs[:2] for kind, lrs in GRIDS.items()}
     else:
         seeds, grids = [0, 1, 2], GRIDS
