@@ -11,6 +11,7 @@ ORDER = {
     "loss_check": -30,
     "accumulation": -20,
     "grad_scaler": -19,
+    "schedule_free": -12,
     "guard": -10,
     "finder": 0,
     "scheduler": 10,
@@ -31,6 +32,8 @@ ORDER = {
 - `accumulation`: gradient accumulation sets the step counts and skips steps before anyone reads them.
 - `grad_scaler`: a GradScaler scales the (already divided) loss, unscales the summed gradients and skips
   an overflowing step before any other `before_step` hook sees the gradients.
+- `schedule_free`: a schedule-free optimizer's `train()`/`eval()` switch, before anyone reads the weights of
+  a training or validation stage.
 - `guard`: copies the buffers once the fit's starting step is known, to put them back should the fit fail
   before its first step.
 - `finder`: the range test sets each iteration's lr before anything reads it in `before_batch`.

@@ -13,6 +13,7 @@ from lrcycle.callbacks.first_step_guard import FirstStepGuard
 from lrcycle.callbacks.grad_scaler import GradScalerStep
 from lrcycle.callbacks.loss_check import NonFiniteLossCheck, ScalarLossCheck
 from lrcycle.callbacks.progress import ProgressCallback, SweepProgress
+from lrcycle.callbacks.schedule_free import ScheduleFreeSwitch
 from lrcycle.callbacks.tracking import CycleSnapshotCallback, SaveModelCallback
 from lrcycle.distributed import DistributedCallback
 from lrcycle.recorder import Recorder
@@ -26,6 +27,7 @@ SEQUENCE = [
     "loss_check",
     "accumulation",
     "grad_scaler",
+    "schedule_free",
     "guard",
     "finder",
     "scheduler",
@@ -55,6 +57,7 @@ def test_the_table_lists_the_slots_in_the_order_they_run():
         (NonFiniteLossCheck, "loss_check"),
         (GradientAccumulation, "accumulation"),
         (GradScalerStep, "grad_scaler"),
+        (ScheduleFreeSwitch, "schedule_free"),
         (FirstStepGuard, "guard"),
         (DistributedCallback, "distributed"),
         (Recorder, "recorder"),
