@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lrcycle import DataLoaders, Learner, accuracy, digits, digits_cnn
+from lrcycle import DataLoaders, Learner, accuracy, digits, digits_cnn, suggest
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "schedules_quality.json"
 GRIDS = {"sgd": [0.05, 0.2, 0.8], "sf_adamw": [0.002, 0.008, 0.032], "sf_sgd": [0.2, 0.8, 3.2]}  # factors of 4
@@ -180,10 +180,11 @@ def study(tasks: dict, schedules, seeds, grids, cache: Cache, epochs=None, log=p
             best_curves = runs[long, row["long"]["lr"]]
             target = TARGETS[task_name]
             row["to_target"] = [next((e + 1 for e, a in enumerate(c) if a >= target), None) for c in best_curves]
-            find_key = f"{task_name}|lr_find|{kind}|{long}"
+            rule = suggest.DEFAULT_FUNCS[0].__name__  # cached per rule: a new default is measured afresh
+            find_key = f"{task_name}|lr_find:{rule}|{kind}|{long}"
             sugg = [cache.get(f"{find_key}|{s}", suggested_lr, task, kind, long, s) for s in seeds]
             at_sugg = [
-                cache.get(f"{task_name}|{name}|{long}|sugg|{s}", run_fit, task, name, lr, long, s)[-1]
+                cache.get(f"{task_name}|{name}|{long}|sugg:{rule}|{s}", run_fit, task, name, lr, long, s)[-1]
                 for s, lr in zip(seeds, sugg, strict=True)
             ]
             row["suggested"] = {"lrs": sugg, "accs": at_sugg}
