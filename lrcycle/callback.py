@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 
 ORDER = {
+    "mixed_precision": -1100,
     "interrupt": -1000,
     "accumulation": -20,
+    "clip": -10,
     "finder": 0,
     "scheduler": 10,
     "distributed": 40,
@@ -19,8 +21,13 @@ ORDER = {
 }
 """Where each shipped callback runs: lower runs first, ties keep list order. Your own callbacks fit in between.
 
+- `mixed_precision`: chooses the autocast context before anything runs a forward pass, and completes a
+  float16 step (the GradScaler's update, and undoing a skipped step's count) before anything, even a held-back
+  Ctrl-C, sees the step.
 - `interrupt`: raises a Ctrl-C held back during the optimizer step, right after it, before anything else.
 - `accumulation`: gradient accumulation sets the step counts and skips steps before anyone reads them.
+- `clip`: gradient clipping, after accumulation has cancelled the steps of unfinished groups, before any other
+  `before_step` hook reads the gradients.
 - `finder`: the range test sets each iteration's lr before anything reads it in `before_batch`.
 - `scheduler`: the fit's schedule sets lr and momentum before the step.
 - `distributed`: averages each iteration's loss and reduces validation sums across processes, before the

@@ -7,6 +7,7 @@ Its entry points are short and parallel: each fit form checks its arguments and 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from . import checkpoint, distributed, plans
+from .batches import compute_loss, forward, split, to_device
 from .callback import (
     CallbackList,
     CancelBatchException,
@@ -24,19 +26,21 @@ from .callback import (
     CancelValidException,
 )
 from .callbacks import tracking
+from .callbacks.mixed_precision import use_mixed_precision
 from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
 from .checks import (
     check_cbs,
     check_hypers,
     check_learner_args,
+    check_n_inp,
     check_positive_int,
     check_start_epoch,
     check_train_loader,
     check_valid_loader,
     check_wd,
 )
-from .evaluation import eval_batches, predictions, to_device
+from .evaluation import eval_batches, predictions
 from .hyper import build_optimizer, set_hypers
 from .interrupt import InterruptAfterStep
 from .layers import bn_param_ids, check_groups, freeze_groups, single_group
@@ -60,8 +64,8 @@ class Learner:
     """Trains `model` on `dls` with `loss_func`, firing the events of `callback.EVENTS` to its callbacks."""
 
     def __init__(self, dls, model: nn.Module, loss_func=None, opt_func=partial(torch.optim.SGD, momentum=0.9),
-                 lr=1e-3, splitter=None, cbs=None, metrics=(), wd=None, train_bn: bool = True,
-                 moms=(0.95, 0.85, 0.95), device=None, progress=True, path=".", model_dir="models"):  # fmt: skip
+                 lr=1e-3, splitter=None, cbs=None, metrics=(), wd=None, train_bn: bool = True, moms=(0.95, 0.85, 0.95),
+                 device=None, progress=True, path=".", model_dir="models", n_inp=None):  # fmt: skip
         loss_func = check_learner_args(dls, model, loss_func)
         self.dls, self.loss_func, self.opt_func = dls, loss_func, opt_func
         self.splitter = splitter if splitter is not None else single_group
@@ -71,9 +75,9 @@ class Learner:
         # moved only once every argument checked out (Module.to keeps the same Parameter objects)
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device)
-        self.metrics = list(metrics)
+        self.metrics, self.n_inp = list(metrics), check_n_inp(n_inp)
         self.path, self.model_dir = Path(path), model_dir
-        self.opt = None
+        self.opt, self.scaler, self.autocast = None, None, nullcontext()  # the last two: MixedPrecision's
         self.recorder = self.sched = Recorder()  # `sched`: the name fastai 0.7 notebooks use
         self.progress = ProgressCallback() if progress else None
         self.callbacks = CallbackList()
@@ -181,27 +185,28 @@ class Learner:
     def _do_train(self) -> None:
         self.training = True
         self.model.train()
-        device = self.device
-        for i, (xb, yb) in enumerate(self.dls.train):
-            self.iter, self.xb, self.yb = i, to_device(xb, device), to_device(yb, device)
+        device, n_inp = self.device, self.n_inp
+        for i, batch in enumerate(self.dls.train):
+            self.iter, (self.xb, self.yb) = i, split(to_device(batch, device), n_inp)
             self._with_events(self._train_batch, "batch", CancelBatchException)
 
     def _train_batch(self) -> None:
-        self.stepped = False
-        self.loss = None
-        self.pred = self.model(self.xb)
-        self._fire("after_pred")
-        self.loss = self.loss_func(self.pred, self.yb)
+        self.stepped, self.loss = False, None
+        with self.autocast:  # a `with`: autocast ends on every exit, exceptions included
+            self.pred = forward(self.model, self.xb)
+            self._fire("after_pred")
+            self.loss = compute_loss(self.loss_func, self.pred, self.yb)
         self._fire("after_loss")
+        self.loss_grad = self.loss  # what `backward` runs on; callbacks may scale it (accumulation, GradScaler)
         self._fire("before_backward")
-        self.loss.backward()
+        self.loss_grad.backward()
         self._with_events(self._step, "step", CancelStepException)
         if self.stepped:
             self.opt.zero_grad()
 
     def _step(self) -> None:
         self.in_step = True
-        self.opt.step()
+        self.opt.step() if self.scaler is None else self.scaler.step(self.opt)  # the scaler skips inf/NaN grads
         self.stepped = True
         self.train_iter += 1
         self.in_step = False
@@ -215,15 +220,16 @@ class Learner:
 
     def _do_validate(self) -> None:
         with eval_batches(self.model, self._valid_dl, self.device) as batches:
-            for i, (xb, yb) in enumerate(batches):
-                self.iter, self.xb, self.yb = i, xb, yb
+            for i, batch in enumerate(batches):
+                self.iter, (self.xb, self.yb) = i, split(batch, self.n_inp)
                 self._with_events(self._valid_batch, "batch", CancelBatchException)
 
     def _valid_batch(self) -> None:
         self.loss = None
-        self.pred = self.model(self.xb)
-        self._fire("after_pred")
-        self.loss = self.loss_func(self.pred, self.yb)
+        with self.autocast:
+            self.pred = forward(self.model, self.xb)
+            self._fire("after_pred")
+            self.loss = compute_loss(self.loss_func, self.pred, self.yb)
         self._fire("after_loss")
 
     # ---- entry points: arguments, then schedule, then the loop ---------------------------------------
@@ -289,7 +295,13 @@ class Learner:
     def get_preds(self, dl=None, with_input: bool = False):
         """(predictions, targets) over `dl` (default the validation loader), model in eval mode, no events."""
         dl = check_valid_loader(self.dls.valid if dl is None else dl)
-        return predictions(self.model, dl, self.device, with_input)
+        return predictions(self.model, dl, self.device, with_input, self.n_inp)
+
+    def to_bf16(self) -> Learner:  # bfloat16 autocast from now on: adds MixedPrecision(torch.bfloat16)
+        return use_mixed_precision(self, torch.bfloat16)
+
+    def to_fp16(self) -> Learner:  # float16 autocast with a GradScaler: adds MixedPrecision(torch.float16)
+        return use_mixed_precision(self, torch.float16)
 
     # ---- saving ------------------------------------------------------------------------------------------
     def save(self, name: str, with_opt: bool = True) -> Path:  # to path/model_dir/<name>.pth; only rank 0 writes

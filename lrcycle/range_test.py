@@ -16,6 +16,7 @@ import pandas as pd
 
 from . import plots, suggest
 from .callbacks.lr_finder import LRFinderCallback, RangeTestStop
+from .callbacks.mixed_precision import MixedPrecision
 from .callbacks.progress import ProgressCallback
 from .checks import check_flag, check_positive_int, spread
 from .hyper import set_lrs
@@ -43,6 +44,8 @@ def run_range_test(
     cbs = [LRFinderCallback(schedule), RangeTestStop(num_it, stop_div)]
 
     snapshot = TrainingSnapshot(learn.model, learn.opt)
+    # GradScalers (float16 mixed precision): scale and growth tracker come back with everything else
+    scalers = [(cb, cb.state_dict()) for cb in learn.cbs if isinstance(cb, MixedPrecision)]
     try:
         if learn.opt is None:
             learn.create_opt()
@@ -53,6 +56,8 @@ def run_range_test(
             learn.fit_epochs(schedule.n_epoch, cbs, with_valid=False)
     finally:
         snapshot.restore()
+        for cb, state in scalers:
+            cb.load_state_dict(state)
         learn.opt = snapshot.opt  # a learner that had no optimizer ends without one
         del snapshot
 

@@ -9,6 +9,8 @@ from lrcycle.callback import ORDER
 from lrcycle.callbacks.accumulate import GradientAccumulation
 from lrcycle.callbacks.averaging import CycleAverage
 from lrcycle.callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
+from lrcycle.callbacks.gradient_clip import GradientClip
+from lrcycle.callbacks.mixed_precision import MixedPrecision
 from lrcycle.callbacks.progress import ProgressCallback
 from lrcycle.callbacks.tracking import CycleSnapshotCallback, SaveModelCallback
 from lrcycle.distributed import DistributedCallback
@@ -20,8 +22,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lrcycle"
 # processes before it is recorded, the recorder before everything that reads its rows, and the callbacks that
 # end the fit last.
 SEQUENCE = [
+    "mixed_precision",
     "interrupt",
     "accumulation",
+    "clip",
     "finder",
     "scheduler",
     "distributed",
@@ -44,7 +48,9 @@ def test_the_table_lists_the_slots_in_the_order_they_run():
 @pytest.mark.parametrize(
     "cls, slot",
     [
+        (MixedPrecision, "mixed_precision"),
         (GradientAccumulation, "accumulation"),
+        (GradientClip, "clip"),
         (DistributedCallback, "distributed"),
         (Recorder, "recorder"),
         (ProgressCallback, "progress"),
