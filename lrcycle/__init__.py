@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from . import plans, schedules, suggest
+from . import batches, plans, schedules, suggest
 from .callback import (
     EVENTS,
     Callback,
@@ -16,7 +16,9 @@ from .callback import (
 from .callbacks.accumulate import GradientAccumulation
 from .callbacks.averaging import CycleAverage
 from .callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
+from .callbacks.gradient_clip import GradientClip
 from .callbacks.lr_finder import LRFinderCallback
+from .callbacks.mixed_precision import MixedPrecision
 from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
 from .callbacks.tracking import CycleSnapshotCallback, SaveModelCallback, TrackerCallback
@@ -45,8 +47,10 @@ __all__ = [
     "DataLoaders",
     "EarlyStoppingCallback",
     "GradientAccumulation",
+    "GradientClip",
     "LRFinderCallback",
     "Learner",
+    "MixedPrecision",
     "ParamScheduler",
     "ProgressCallback",
     "Recorder",
@@ -54,6 +58,7 @@ __all__ = [
     "TerminateOnNaNCallback",
     "TrackerCallback",
     "accuracy",
+    "batches",
     "digits",
     "digits_cnn",
     "digits_mlp",
