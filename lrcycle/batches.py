@@ -39,6 +39,9 @@ def to_device(obj, device: torch.device):
     """
     if isinstance(obj, torch.Tensor):
         return obj if obj.device == device else obj.to(device)
+    if type(obj) is tuple:  # the common case first: a plain tuple, rebuilt only when something moved
+        moved = tuple([to_device(v, device) for v in obj])
+        return obj if all(a is b for a, b in zip(moved, obj)) else moved
     if isinstance(obj, Mapping):
         moved = {k: to_device(v, device) for k, v in obj.items()}
         return moved if type(obj) is dict else _rebuild_mapping(obj, moved)
@@ -66,9 +69,9 @@ def _init_fields(obj) -> list:
 
 def split(batch, n_inp: int | None) -> tuple:
     """`(inputs, targets)` of a batch: a tuple/list's first `n_inp` items and the rest; a mapping twice."""
-    if isinstance(batch, Mapping):
-        return batch, batch
     if not isinstance(batch, (tuple, list)):
+        if isinstance(batch, Mapping):
+            return batch, batch
         raise TypeError(
             f"batch: expected a tuple/list (inputs..., targets...) or a mapping of tensors, got {describe(batch)}"
         )
@@ -82,13 +85,13 @@ def split(batch, n_inp: int | None) -> tuple:
 
 def forward(model, xb):
     """`model(**xb)` for a mapping, else `model(*xb)`."""
-    return model(**xb) if isinstance(xb, Mapping) else model(*xb)
+    return model(*xb) if type(xb) is tuple or not isinstance(xb, Mapping) else model(**xb)
 
 
 def compute_loss(loss_func, pred, yb):
     """`loss_func(pred, *targets)`, `loss_func(pred, batch)` for a mapping, or the output's own `loss`."""
     if loss_func is not None:
-        return loss_func(pred, yb) if isinstance(yb, Mapping) else loss_func(pred, *yb)
+        return loss_func(pred, *yb) if type(yb) is tuple or not isinstance(yb, Mapping) else loss_func(pred, yb)
     loss = output_field(pred, "loss")
     if loss is None:
         raise ValueError(

@@ -235,11 +235,11 @@ class Recorder(Callback):
 
 
 def _host_floats(tensors: list) -> list[float]:
-    """Python floats of 1-element tensors: one stacked transfer when they share a dtype and device."""
+    """Python floats of 1-element tensors: one stacked transfer when they are 0-d of one dtype and device."""
     if not tensors:
         return []
-    if len({(t.dtype, t.device) for t in tensors}) == 1:
-        return torch.stack([t.reshape(()) for t in tensors]).tolist()
+    if len({(t.dtype, t.device, t.dim()) for t in tensors}) == 1 and tensors[0].dim() == 0:
+        return torch.stack(tensors).tolist()
     return [t.item() for t in tensors]
 
 
