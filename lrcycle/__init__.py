@@ -17,6 +17,7 @@ from .callbacks.accumulate import GradientAccumulation
 from .callbacks.averaging import CycleAverage
 from .callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from .callbacks.gradient_clip import GradientClip
+from .callbacks.loss_check import NonFiniteLossWarning
 from .callbacks.lr_finder import LRFinderCallback
 from .callbacks.mixed_precision import MixedPrecision
 from .callbacks.param_scheduler import ParamScheduler
@@ -29,7 +30,7 @@ from .layers import resnet_splitter, sequential_head_splitter, sequential_splitt
 from .learner import Learner
 from .metrics import accuracy, error_rate
 from .models import digits_cnn, digits_mlp
-from .plots import plot_schedule
+from .plots import NothingToPlotWarning, plot_schedule
 from .recorder import Recorder
 from .transfer import transfer_learner
 
@@ -51,6 +52,8 @@ __all__ = [
     "LRFinderCallback",
     "Learner",
     "MixedPrecision",
+    "NonFiniteLossWarning",
+    "NothingToPlotWarning",
     "ParamScheduler",
     "ProgressCallback",
     "Recorder",

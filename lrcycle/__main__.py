@@ -62,7 +62,7 @@ def _save(ax, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
-    figure.savefig(path, dpi=80)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
 

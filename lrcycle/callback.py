@@ -7,8 +7,10 @@ import contextlib
 ORDER = {
     "mixed_precision": -1100,
     "interrupt": -1000,
+    "loss_check": -30,
     "accumulation": -20,
-    "clip": -10,
+    "guard": -10,
+    "clip": -5,
     "finder": 0,
     "scheduler": 10,
     "distributed": 40,
@@ -25,7 +27,11 @@ ORDER = {
   float16 step (the GradScaler's update, and undoing a skipped step's count) before anything, even a held-back
   Ctrl-C, sees the step.
 - `interrupt`: raises a Ctrl-C held back during the optimizer step, right after it, before anything else.
+- `loss_check`: a loss that is not a scalar tensor is an error before anything reads it; a non-finite loss
+  warns at the end of the fit.
 - `accumulation`: gradient accumulation sets the step counts and skips steps before anyone reads them.
+- `guard`: copies the buffers once the fit's starting step is known, to put them back should the fit fail
+  before its first step.
 - `clip`: gradient clipping, after accumulation has cancelled the steps of unfinished groups, before any other
   `before_step` hook reads the gradients.
 - `finder`: the range test sets each iteration's lr before anything reads it in `before_batch`.

@@ -146,6 +146,31 @@ def check_cbs(cbs, name: str = "cbs") -> list:
     return list(cbs)
 
 
+def check_metrics(metrics) -> list:
+    """`metrics`: a list of functions `(pred, target) -> tensor`; one function alone is one metric, None none.
+    Names (strings) are not looked up: pass the function itself (`from lrcycle import accuracy`)."""
+    if metrics is None:
+        return []
+    if callable(metrics) and not isinstance(metrics, (list, tuple)):
+        return [metrics]
+    if not isinstance(metrics, (list, tuple)):
+        raise TypeError(f"metrics: expected a list of functions (pred, target) -> tensor, got {metrics!r}")
+    for m in metrics:
+        if not callable(m):
+            hint = f"; pass the function itself, e.g. `from lrcycle import {m}`" if isinstance(m, str) else ""
+            raise TypeError(f"metrics: each must be a function (pred, target) -> tensor, got {m!r}{hint}")
+    return list(metrics)
+
+
+def wd_or_wds(wd, wds):
+    """A fit's weight decay: `wds` is fastai 0.7's name for `wd`; both at once is ambiguous."""
+    if wds is None:
+        return wd
+    if wd is not None:
+        raise ValueError(f"wd/wds: give one (wds is fastai 0.7's name for wd), got wd={wd!r} and wds={wds!r}")
+    return wds
+
+
 def check_wd(wd, n_groups: int) -> list[float] | None:
     """A fit's `wd`: None leaves weight decay as it is, else one value per group (`spread_wd`)."""
     return None if wd is None else spread_wd(wd, n_groups)

@@ -26,6 +26,8 @@ from .callback import (
     CancelValidException,
 )
 from .callbacks import tracking
+from .callbacks.first_step_guard import FirstStepGuard
+from .callbacks.loss_check import NonFiniteLossCheck, ScalarLossCheck
 from .callbacks.mixed_precision import use_mixed_precision
 from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
@@ -33,17 +35,20 @@ from .checks import (
     check_cbs,
     check_hypers,
     check_learner_args,
+    check_metrics,
     check_n_inp,
     check_positive_int,
     check_start_epoch,
     check_train_loader,
     check_valid_loader,
     check_wd,
+    wd_or_wds,
 )
 from .evaluation import eval_batches, predictions
 from .hyper import build_optimizer, set_hypers
 from .interrupt import InterruptAfterStep
 from .layers import bn_param_ids, check_groups, freeze_groups, single_group
+from .prediction import item_ndim, predict
 from .preview import preview_call
 from .range_test import run_range_test
 from .recorder import Recorder
@@ -71,17 +76,17 @@ class Learner:
         self.splitter = splitter if splitter is not None else single_group
         self.layer_groups = check_groups(self.splitter(model), model)
         self.lr, self.wd, self.train_bn, self.moms = lr, wd, train_bn, check_hypers(lr, wd, moms, self.n_groups)
-        cbs = check_cbs(cbs)
+        cbs, self.metrics, self.n_inp = check_cbs(cbs), check_metrics(metrics), check_n_inp(n_inp)
         # moved only once every argument checked out (Module.to keeps the same Parameter objects)
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device)
-        self.metrics, self.n_inp = list(metrics), check_n_inp(n_inp)
         self.path, self.model_dir = Path(path), model_dir
         self.opt, self.scaler, self.autocast = None, None, nullcontext()  # the last two: MixedPrecision's
         self.recorder = self.sched = Recorder()  # `sched`: the name fastai 0.7 notebooks use
         self.progress = ProgressCallback() if progress else None
         self.callbacks = CallbackList()
-        self.add_cbs([self.recorder] + ([self.progress] if progress else []) + cbs)
+        guards = [ScalarLossCheck(), NonFiniteLossCheck(), FirstStepGuard()]  # errors and warnings, not silence
+        self.add_cbs([self.recorder, *guards] + ([self.progress] if progress else []) + cbs)
         self.xb = self.yb = self.pred = self.loss = None
         self.epoch, self.n_epoch, self.iter, self.n_iter, self.train_iter, self.total_iter = 0, 0, 0, 0, 0, 0
         self.cycle_ends, self.in_step = [], False
@@ -185,24 +190,27 @@ class Learner:
     def _do_train(self) -> None:
         self.training = True
         self.model.train()
-        device, n_inp = self.device, self.n_inp
         for i, batch in enumerate(self.dls.train):
-            self.iter, (self.xb, self.yb) = i, split(to_device(batch, device), n_inp)
+            self.iter, (self.xb, self.yb) = i, split(to_device(batch, self.device), self.n_inp)
             self._with_events(self._train_batch, "batch", CancelBatchException)
 
     def _train_batch(self) -> None:
-        self.stepped, self.loss = False, None
-        with self.autocast:  # a `with`: autocast ends on every exit, exceptions included
-            self.pred = forward(self.model, self.xb)
-            self._fire("after_pred")
-            self.loss = compute_loss(self.loss_func, self.pred, self.yb)
-        self._fire("after_loss")
+        self.stepped = False
+        self._forward_loss()
         self.loss_grad = self.loss  # what `backward` runs on; callbacks may scale it (accumulation, GradScaler)
         self._fire("before_backward")
         self.loss_grad.backward()
         self._with_events(self._step, "step", CancelStepException)
         if self.stepped:
             self.opt.zero_grad()
+
+    def _forward_loss(self) -> None:
+        self.loss = None
+        with self.autocast:  # a `with`: autocast ends on every exit, exceptions included
+            self.pred = forward(self.model, self.xb)
+            self._fire("after_pred")
+            self.loss = compute_loss(self.loss_func, self.pred, self.yb)
+        self._fire("after_loss")
 
     def _step(self) -> None:
         self.in_step = True
@@ -222,15 +230,7 @@ class Learner:
         with eval_batches(self.model, self._valid_dl, self.device) as batches:
             for i, batch in enumerate(batches):
                 self.iter, (self.xb, self.yb) = i, split(batch, self.n_inp)
-                self._with_events(self._valid_batch, "batch", CancelBatchException)
-
-    def _valid_batch(self) -> None:
-        self.loss = None
-        with self.autocast:
-            self.pred = forward(self.model, self.xb)
-            self._fire("after_pred")
-            self.loss = compute_loss(self.loss_func, self.pred, self.yb)
-        self._fire("after_loss")
+                self._with_events(self._forward_loss, "batch", CancelBatchException)
 
     # ---- entry points: arguments, then schedule, then the loop ---------------------------------------
     def fit(self, lr=None, n_cycle=1, cycle_len=None, cycle_mult=1, use_clr=None, use_clr_beta=None, **kwargs):
@@ -256,9 +256,10 @@ class Learner:
         """What a plan reads from the learner: group count, default lr and momenta, steps an epoch."""
         return plans.PlanDefaults(self.n_groups, self.lr, self.moms, self.steps_per_epoch(check_cbs(cbs)))
 
-    def _fit(self, plan, args, wd=None, cbs=None, cycle_save_name=None, best_save_name=None, start_epoch=0) -> None:
+    def _fit(self, plan, args, wd=None, cbs=None, cycle_save_name=None, best_save_name=None, start_epoch=0,
+             wds=None) -> None:  # fmt: skip
         """What every fit form does: its plan's schedule, every check, the optimizer, then the loop."""
-        schedule = plan(self.plan_defaults(cbs), *args)
+        schedule, wd = plan(self.plan_defaults(cbs), *args), wd_or_wds(wd, wds)  # `wds`: fastai 0.7's `wd`
         check_start_epoch(start_epoch, schedule.n_epoch)
         saving = tracking.save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends, self.dls.valid)
         cbs, wds = [ParamScheduler(schedule), *saving, *check_cbs(cbs)], check_wd(wd, self.n_groups)
@@ -302,6 +303,10 @@ class Learner:
 
     def to_fp16(self) -> Learner:  # float16 autocast with a GradScaler: adds MixedPrecision(torch.float16)
         return use_mixed_precision(self, torch.float16)
+
+    def predict(self, x) -> torch.Tensor:
+        """The model's output for one item (shaped like a training item) or a batch: eval mode, no grad, no events."""
+        return predict(self.model, x, self.device, item_ndim(self.dls.train))
 
     # ---- saving ------------------------------------------------------------------------------------------
     def save(self, name: str, with_opt: bool = True) -> Path:  # to path/model_dir/<name>.pth; only rank 0 writes

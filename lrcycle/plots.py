@@ -1,48 +1,115 @@
-"""Matplotlib drawing for the recorder's traces and for schedule previews. Every function returns its Axes."""
+"""Matplotlib drawing for the recorder's traces, range-test results and schedule previews.
+
+Every function returns its Axes. A plot with nothing to draw says why, in a `NothingToPlotWarning` and on
+the axes, rather than showing empty axes. New figures are at least 100 dpi (notebooks default to 72).
+"""
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import matplotlib.pyplot as plt
+import numpy as np
+
+MIN_DPI = 100
+MERGE_DECADES = 0.02
+"""Suggestion marks closer than this on the log lr axis (a factor of 10**0.02, under 5%) are drawn as one mark
+carrying every name: two lines on the same spot would hide one of them."""
+
+
+class NothingToPlotWarning(UserWarning):
+    """A plot was asked for where there is nothing to draw (no iterations yet, a constant lr, ...)."""
 
 
 def _axes(ax, nrows: int = 1, **kw):
     if ax is not None:
         return ax
+    kw.setdefault("dpi", max(MIN_DPI, plt.rcParams["figure.dpi"]))
     _, ax = plt.subplots(nrows, 1, **kw)
     return ax
 
 
-def plot_loss_vs_lr(lrs, losses, skip_start=10, skip_end=5, suggestions=None, ax=None):
-    """Smoothed loss against lr on a log axis, with suggested lrs marked.
+def nothing_to_draw(ax, why: str):
+    """Warn with `why`, and write it on the (first) axes, so both a script and a notebook show the reason."""
+    warnings.warn(why, NothingToPlotWarning, stacklevel=3)
+    first = ax.flat[0] if hasattr(ax, "flat") else ax
+    first.text(0.5, 0.5, why, ha="center", va="center", wrap=True, fontsize="small", transform=first.transAxes)
+    return ax
+
+
+def plot_loss_vs_lr(lrs, losses, skip_start=10, skip_end=5, suggestions=None, ax=None, title=None):
+    """Smoothed loss against lr on a log axis, with suggested lrs marked (the first one, the default, distinct).
 
     When the curve is shorter than the skips (an early stop), fewer points are skipped so that
     something is always drawn: the skips shrink in proportion, keeping at least one point.
     """
     n = len(lrs)
+    ax = _axes(ax)
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("smoothed loss")
+    if title:
+        ax.set_title(title, fontsize="medium")
+    if n == 0:
+        return nothing_to_draw(ax, "nothing to draw: no iterations recorded yet; run learn.lr_find() first")
+    if min(lrs) == max(lrs):
+        return nothing_to_draw(
+            ax,
+            f"nothing to draw against the lr: it was {lrs[0]:.3g} for all {n} iterations. A loss-against-lr curve "
+            "comes from a range test (learn.lr_find()); recorder.plot_losses() shows the loss per iteration",
+        )
     start, end = skip_start, skip_end
     if start + end >= n:
         keep_fraction = 0.5 if n > 2 else 0.0
         start = int(n * keep_fraction * skip_start / max(skip_start + skip_end, 1))
         end = int(n * keep_fraction * skip_end / max(skip_start + skip_end, 1))
     lrs, losses = list(lrs)[start : n - end], list(losses)[start : n - end]
-    ax = _axes(ax)
-    ax.plot(lrs, losses)
+    ax.plot(lrs, losses, color="C0")
     ax.set_xscale("log")
-    ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel("smoothed loss")
-    for i, (name, lr) in enumerate((suggestions or {}).items()):
-        values = lr if isinstance(lr, (tuple, list)) else (lr,)
-        label = f"{name}: " + " to ".join(f"{v:.2e}" for v in values)
-        for value in values:
-            if value is None or not math.isfinite(value) or value <= 0:
-                continue
-            ax.axvline(value, color=f"C{i + 1}", linestyle="--", linewidth=1, label=label)
-            label = None  # one legend entry per suggestion, even for a (low, high) pair
     if suggestions:
+        _mark_suggestions(ax, suggestions, lrs, losses)
         ax.legend(fontsize="small")
     return ax
+
+
+def suggestion_marks(suggestions: dict) -> tuple[list[tuple[float, list[str], bool]], list[str]]:
+    """`([(lr, names, is_default), ...], names_without_a_value)`: one mark per distinct lr, suggestions closer
+    than `MERGE_DECADES` merged, a `(low, high)` pair as two marks named `<name> low` / `<name> high`. The
+    first suggestion is the default."""
+    marks, missing = [], []
+    for i, (name, value) in enumerate(suggestions.items()):
+        pair = isinstance(value, (tuple, list))
+        for part, v in zip(("low", "high") if pair else ("",), value if pair else (value,)):
+            label = f"{name} {part}".strip()
+            if v is None or not math.isfinite(v) or v <= 0:
+                missing.append(label)
+                continue
+            near = [m for m in marks if abs(math.log10(m[0]) - math.log10(v)) < MERGE_DECADES]
+            if near:
+                near[0][1].append(label)
+                near[0][2] |= i == 0
+            else:
+                marks.append([float(v), [label], i == 0])
+    return [tuple(m) for m in marks], missing
+
+
+def _mark_suggestions(ax, suggestions: dict, lrs, losses) -> None:
+    marks, missing = suggestion_marks(suggestions)
+    others = 1
+    for lr, names, is_default in marks:
+        if is_default:
+            names = [f"{names[0]} (default)", *names[1:]]
+        label = f"{', '.join(names)}: {lr:.2e}"
+        if is_default:  # solid, thick, red, with a dot where it meets the curve
+            ax.axvline(lr, color="C3", linestyle="-", linewidth=2.2, label=label, zorder=3)
+            order = np.argsort(lrs)
+            at = np.interp(math.log10(lr), np.log10(np.asarray(lrs)[order]), np.asarray(losses)[order])
+            ax.plot([lr], [at], "o", color="C3", markersize=7, zorder=4)
+        else:
+            others += 1 + (others == 2)  # C2, C4, C5, ...: C3 is the default's
+            ax.axvline(lr, color=f"C{others}", linestyle="--", linewidth=1, label=label)
+    for name in missing:  # named in the legend, so no suggestion disappears without a word
+        ax.plot([], [], " ", label=f"{name}: none found")
 
 
 def plot_lr_trace(iters, group_lrs, moms=None, ax=None):
@@ -51,17 +118,24 @@ def plot_lr_trace(iters, group_lrs, moms=None, ax=None):
         ax = _axes(None, 2, sharex=True, figsize=(6, 5))
     axes = ax if moms is not None else None
     lr_ax = axes[0] if axes is not None else _axes(ax)
+    lr_ax.set_ylabel("learning rate")
+    (axes[1] if axes is not None else lr_ax).set_xlabel("iteration")
+    if len(iters) == 0:
+        why = "nothing to draw: no training iterations recorded yet; fit first (learn.preview(...) shows a schedule)"
+        return nothing_to_draw(axes if axes is not None else lr_ax, why)
     for g, trace in enumerate(group_lrs):
         lr_ax.plot(iters, trace, label=f"group {g}" if len(group_lrs) > 1 else "lr")
-    lr_ax.set_ylabel("learning rate")
     if len(group_lrs) > 1:
         lr_ax.legend(fontsize="small")
     if axes is None:
-        lr_ax.set_xlabel("iteration")
         return lr_ax
-    axes[1].plot(iters, [math.nan if m is None else m for m in moms], color="C3")
     axes[1].set_ylabel("momentum")
-    axes[1].set_xlabel("iteration")
+    if all(m is None for m in moms):
+        why = "no momentum: this optimizer has neither `momentum` nor `betas`"
+        warnings.warn(why, NothingToPlotWarning, stacklevel=2)
+        axes[1].text(0.5, 0.5, why, ha="center", va="center", fontsize="small", transform=axes[1].transAxes)
+    else:
+        axes[1].plot(iters, [math.nan if m is None else m for m in moms], color="C3")
     return axes
 
 
@@ -72,27 +146,58 @@ def plot_schedule(df, show_moms: bool = True, ax=None):
     return plot_lr_trace(list(df["iter"]), [list(df[c]) for c in lr_cols], moms, ax=ax)
 
 
-def plot_loss_trace(recorder, skip_start=5, ax=None):
-    """Raw and smoothed training loss per iteration, validation loss at each epoch's last iteration."""
+def smoothing_window(n: int) -> int:
+    """The centered moving average's window for a run of `n` iterations: about a tenth of the run, odd
+    (`2*(n//20) + 1`), so the curve smooths batch noise yet follows the loss's fall on a short run."""
+    return 2 * (n // 20) + 1
+
+
+def centered_mean(values, window: int) -> np.ndarray:
+    """`out[i]` = mean of `values[i-h : i+h+1]`, `h = min(window//2, i, n-1-i)`: a centered moving average whose
+    window shrinks symmetrically at the ends, so it neither lags nor leans on the ends of the run."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    i = np.arange(n)
+    h = np.minimum(window // 2, np.minimum(i, n - 1 - i))
+    cumsum = np.concatenate([[0.0], np.cumsum(x)])
+    return (cumsum[i + h + 1] - cumsum[i - h]) / (2 * h + 1)
+
+
+def plot_loss_trace(recorder, skip_start=0, ax=None):
+    """Raw training loss per iteration, its centered moving average (`smoothing_window`), and the validation
+    loss at each epoch's last iteration. Anything left out is said on the plot."""
     ax = _axes(ax)
-    iters, skip = recorder.iters, min(skip_start, max(len(recorder.iters) - 1, 0))
-    ax.plot(iters[skip:], recorder.losses[skip:], alpha=0.3, label="train (raw)")
-    ax.plot(iters[skip:], recorder.smooth_losses[skip:], label="train (smoothed)")
-    ends = _epoch_end_iters(recorder)
-    valid = [row["valid_loss"] for row in recorder.epochs]
-    if ends and any(math.isfinite(v) for v in valid):
-        ax.plot(ends, valid[: len(ends)], marker="o", label="valid")
-    ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
+    iters, losses = list(recorder.iters), [float(v) for v in recorder.losses]
+    n = len(iters)
+    skip = min(skip_start, max(n - 1, 0))
+    ax.set_xlabel("iteration" + (f" (first {skip} not shown)" if skip else ""))
+    if n == 0:
+        return nothing_to_draw(ax, "nothing to draw: no training iterations recorded yet; fit first")
+    finite = np.isfinite(losses)
+    raw_label = "train, raw" + ("" if finite.all() else f" ({(~finite).sum()} non-finite not drawn)")
+    ax.plot(iters[skip:], losses[skip:], color="C0", alpha=0.35, linewidth=1, label=raw_label)
+    window = smoothing_window(n)
+    if finite.all():
+        smooth = centered_mean(losses, window)
+        ax.plot(iters[skip:], smooth[skip:], color="C0", linewidth=2, label=f"train, centered mean of {window}")
+    ends = _epoch_end_iters(recorder)
+    rows = [row for row in recorder.epochs if row["epoch"] in ends]
+    shown = [(ends[row["epoch"]], row["valid_loss"]) for row in rows if math.isfinite(row["valid_loss"])]
+    if shown:
+        not_validated = len(rows) - len(shown)
+        label = "valid, end of each epoch" + (f" ({not_validated} epochs not validated)" if not_validated else "")
+        ax.plot(*zip(*shown), marker="o", color="C1", label=label)
     ax.legend(fontsize="small")
     return ax
 
 
-def _epoch_end_iters(recorder) -> list[int]:
+def _epoch_end_iters(recorder) -> dict[int, int]:
+    """{epoch: its last recorded iteration}."""
     ends = {}
     for it, epoch in zip(recorder.iters, recorder.iter_epochs):
         ends[epoch] = it
-    return [ends[row["epoch"]] for row in recorder.epochs if row["epoch"] in ends]
+    return ends
 
 
 def plot_epoch_metrics(epoch_df, ax=None):
@@ -101,12 +206,16 @@ def plot_epoch_metrics(epoch_df, ax=None):
     n = 1 + len(metric_cols)
     axes = _axes(ax, n, sharex=True, figsize=(6, 2.5 * n), squeeze=False) if ax is None else ax
     flat = axes.ravel() if hasattr(axes, "ravel") else [axes]
+    flat[0].set_ylabel("loss")
+    flat[-1].set_xlabel("epoch")
+    for panel, col in zip(flat[1:], metric_cols):
+        panel.set_ylabel(col)
+    if len(epoch_df) == 0:
+        nothing_to_draw(flat[0], "nothing to draw: no epoch has finished yet; fit first")
+        return axes
     flat[0].plot(epoch_df["epoch"], epoch_df["train_loss"], marker="o", label="train_loss")
     flat[0].plot(epoch_df["epoch"], epoch_df["valid_loss"], marker="o", label="valid_loss")
-    flat[0].set_ylabel("loss")
     flat[0].legend(fontsize="small")
     for panel, col in zip(flat[1:], metric_cols):
         panel.plot(epoch_df["epoch"], epoch_df[col], marker="o")
-        panel.set_ylabel(col)
-    flat[-1].set_xlabel("epoch")
     return axes

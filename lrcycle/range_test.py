@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import plots, suggest
+from .callbacks.loss_check import NonFiniteLossCheck
 from .callbacks.lr_finder import LRFinderCallback, RangeTestStop
 from .callbacks.mixed_precision import MixedPrecision
 from .callbacks.progress import ProgressCallback
@@ -41,7 +42,11 @@ def run_range_test(
     check_flag(show_plot, "show_plot")
     funcs = check_suggest_funcs(suggest_funcs)
     schedule = sweep_schedule(start_lrs, end_lrs, num_it, learn.steps_per_epoch(), linear)
-    cbs = [LRFinderCallback(schedule), RangeTestStop(num_it, stop_div)]
+    # the learner's progress bar gives way to one bar over `num_it`; a loss that diverges is the test's answer,
+    # not a mistake to warn about
+    quiet = [cb for cb in learn.cbs if isinstance(cb, (ProgressCallback, NonFiniteLossCheck))]
+    bars = [cb.sweep_bar(num_it) for cb in quiet if isinstance(cb, ProgressCallback)][:1]
+    cbs = [LRFinderCallback(schedule), RangeTestStop(num_it, stop_div), *bars]
 
     snapshot = TrainingSnapshot(learn.model, learn.opt)
     # GradScalers (float16 mixed precision): scale and growth tracker come back with everything else
@@ -50,9 +55,7 @@ def run_range_test(
         if learn.opt is None:
             learn.create_opt()
         set_lrs(learn.opt, start_lrs)
-        # In a terminal the test prints nothing (an epoch table of a range test means little);
-        # in a notebook its bar shows as usual.
-        with learn.removed_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback) and not cb.in_notebook]):
+        with learn.removed_cbs(quiet):
             learn.fit_epochs(schedule.n_epoch, cbs, with_valid=False)
     finally:
         snapshot.restore()
@@ -65,6 +68,7 @@ def run_range_test(
     values = [func(rec.lrs, rec.smooth_losses) for func in funcs]
     rec.suggestions = {func.__name__: value for func, value in zip(funcs, values, strict=True)}
     result = suggestion_result(funcs, values, rec.lrs, rec.losses, rec.smooth_losses)
+    rec.lr_find_result = result  # `recorder.plot()` draws it, after later fits too
     if show_plot:
         result.plot()
     return result
@@ -128,7 +132,8 @@ class RangeTestCurve:
     def plot(self, skip_start: int = 10, skip_end: int = 5, suggestions: bool = True, ax=None):
         """Smoothed loss against lr (log x axis), the suggestions marked."""
         marks = self.suggestions if suggestions else None
-        return plots.plot_loss_vs_lr(self.lrs, self.smooth_losses, skip_start, skip_end, marks, ax=ax)
+        title = f"range test, {len(self.lrs)} iterations"
+        return plots.plot_loss_vs_lr(self.lrs, self.smooth_losses, skip_start, skip_end, marks, ax=ax, title=title)
 
 
 @lru_cache(maxsize=64)

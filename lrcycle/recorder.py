@@ -47,6 +47,7 @@ class Recorder(Callback):
         self._reset_traces()
         self.epochs: list[dict] = []
         self.suggestions = None
+        self.lr_find_result = None  # the last range test's result, kept through later fits for `plot()`
         self.last_valid: list[float] = []
 
     def _reset_traces(self) -> None:
@@ -217,21 +218,30 @@ class Recorder(Callback):
 
     # ---- drawing -----------------------------------------------------------------------------------
     def plot(self, skip_start: int = 10, skip_end: int = 5, suggestions: bool = True, ax=None):
-        """Smoothed loss against learning rate (log x axis), as a range test draws it."""
-        marks = getattr(self, "suggestions", None) if suggestions else None
+        """The last range test's smoothed loss against lr (log x axis), its suggestions marked, even after later
+        fits (`lr_find_result.plot()`); with no range test yet, this trace's (which warns if the lr was constant)."""
+        if self.lr_find_result is not None:
+            return self.lr_find_result.plot(skip_start, skip_end, suggestions, ax=ax)
+        marks = self.suggestions if suggestions else None
         return plots.plot_loss_vs_lr(self.lrs, self.smooth_losses, skip_start, skip_end, marks, ax=ax)
 
     def plot_lr(self, show_moms: bool = False, ax=None):
         """Learning rate per iteration, every layer group; momentum beneath when `show_moms`."""
         return plots.plot_lr_trace(self.iters, self.group_lrs, self.moms if show_moms else None, ax=ax)
 
-    def plot_losses(self, skip_start: int = 5, ax=None):
-        """Raw and smoothed training loss per iteration, and validation loss at each epoch's end."""
+    def plot_losses(self, skip_start: int = 0, ax=None):
+        """Raw training loss per iteration, its centered moving average over about a tenth of the run
+        (`plots.smoothing_window`), and validation loss at each epoch's end; skipped iterations are said."""
         return plots.plot_loss_trace(self, skip_start, ax=ax)
 
     def plot_metrics(self, ax=None):
         """Each metric and the losses per epoch."""
         return plots.plot_epoch_metrics(self.epoch_df(), ax=ax)
+
+    # the names fastai users type: 0.7's `sched.plot_loss`, v2's `plot_loss`, `plot_lr_find`, `plot_sched`
+    plot_loss = plot_losses
+    plot_lr_find = plot
+    plot_sched = plot_lr
 
 
 def _host_floats(tensors: list) -> list[float]:

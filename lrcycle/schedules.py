@@ -31,6 +31,7 @@ __all__ = [
     "clr_beta_schedule",
     "one_cycle_schedule",
     "cyclic_schedule",
+    "cyclic_cycle_ends",
     "flat_cos_schedule",
     "sweep_schedule",
     "sched_lin",

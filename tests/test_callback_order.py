@@ -9,9 +9,11 @@ from lrcycle.callback import ORDER
 from lrcycle.callbacks.accumulate import GradientAccumulation
 from lrcycle.callbacks.averaging import CycleAverage
 from lrcycle.callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
+from lrcycle.callbacks.first_step_guard import FirstStepGuard
 from lrcycle.callbacks.gradient_clip import GradientClip
+from lrcycle.callbacks.loss_check import NonFiniteLossCheck, ScalarLossCheck
 from lrcycle.callbacks.mixed_precision import MixedPrecision
-from lrcycle.callbacks.progress import ProgressCallback
+from lrcycle.callbacks.progress import ProgressCallback, SweepProgress
 from lrcycle.callbacks.tracking import CycleSnapshotCallback, SaveModelCallback
 from lrcycle.distributed import DistributedCallback
 from lrcycle.recorder import Recorder
@@ -24,7 +26,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lrcycle"
 SEQUENCE = [
     "mixed_precision",
     "interrupt",
+    "loss_check",
     "accumulation",
+    "guard",
     "clip",
     "finder",
     "scheduler",
@@ -49,11 +53,15 @@ def test_the_table_lists_the_slots_in_the_order_they_run():
     "cls, slot",
     [
         (MixedPrecision, "mixed_precision"),
+        (ScalarLossCheck, "loss_check"),
+        (NonFiniteLossCheck, "loss_check"),
         (GradientAccumulation, "accumulation"),
+        (FirstStepGuard, "guard"),
         (GradientClip, "clip"),
         (DistributedCallback, "distributed"),
         (Recorder, "recorder"),
         (ProgressCallback, "progress"),
+        (SweepProgress, "progress"),
         (CycleAverage, "averaging"),
         (SaveModelCallback, "tracker"),
         (CycleSnapshotCallback, "tracker"),
