@@ -1,16 +1,25 @@
 """How good are the range test's suggestions? Train at each suggested lr and compare with a grid's best.
 
-For each task (data shipped inside scikit-learn, small models, CPU): a grid of 13 log-spaced `lr_max`
-values (1/3 decade apart), each trained with `fit_one_cycle` for a fixed budget (3 epochs) over 5 seeds;
-the grid's best mean validation accuracy is the oracle. Then, for the same 5 seeds: `lr_find` on the
-freshly initialised model, and `fit_one_cycle` from that same initialisation at each suggestion (the
-range test restores the model exactly, so the suggestion is trained from the very weights it was measured
-on). A seed fixes the initial weights and the shuffling, so the grid and the suggestions are compared
-seed for seed. `lr_range` is scored at its high end (Smith's max lr).
+Twelve tasks on data that needs no download (scikit-learn's digits, breast cancer and wine, MNIST-1D
+generated locally by the `mnist1d` package, synthetic `make_classification` sets), five kinds of model
+(MLP, CNN, BatchNorm CNN, residual MLP, GRU), SGD with momentum, Adam and AdamW with weight decay, budgets
+of 3 to 15 epochs and batches of 16 to 128. Per task, the oracle is the best mean validation accuracy over
+3 seeds of a log grid of `lr_max` (a quarter decade apart, at least 14 points, widened while the best sits
+at an edge), each trained with `fit_one_cycle` for the task's budget; diverged runs count as they score.
+Each rule reads a default range test (`lr_find()`, 100 iterations) of the freshly initialised model and
+is trained from that same initialisation (the test restores it exactly), seed for seed with the grid.
+`lr_range` is scored at its high end (Smith's max lr); a rule that returns no lr (NaN) scores as the worst lr of
+that seed's grid.
 
-    python benchmarks/suggest_quality.py            # the full table (several minutes on one core)
-    python benchmarks/suggest_quality.py --quick    # fewer grid points and seeds, a smoke run
-    python benchmarks/suggest_quality.py --dump curves.json   # keep the curves and grid for analysis
+Every training run and range test is cached in `benchmarks/.cache/` (keyed by task, seed and lr), so a new
+or changed rule retrains only at its own lrs. `--fit` chooses the default rule's settings on all tasks and
+seeds together, scoring candidates on the grid (log-lr interpolation of each seed's accuracy curve).
+
+    python benchmarks/suggest_quality.py                  # every task (about 30 minutes on one core)
+    python benchmarks/suggest_quality.py --quick          # 3 tasks, a smoke run
+    python benchmarks/suggest_quality.py --tasks m1d-cnn-adam-15,digits-bncnn-sgd-3
+    python benchmarks/suggest_quality.py --fit            # the divisor sweep (from the cache)
+    python benchmarks/suggest_quality.py --dump out.json  # curves, grids and picks for analysis
 """
 
 from __future__ import annotations
@@ -18,101 +27,355 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
+import warnings
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from lrcycle import DataLoaders, Learner, accuracy, digits, digits_cnn, digits_mlp, suggest
+from lrcycle import DataLoaders, Learner, accuracy, suggest
+from lrcycle.data import digits_arrays
+
+CACHE = Path(__file__).parent / ".cache" / "suggest_quality"
+SEEDS = (0, 1, 2)
+N_ORDERS = 3  # batch orders per seed for the batch-dependence figures (order 0 is the plain lr_find)
 
 
-@dataclass
-class Task:
-    name: str
-    make_dls: object
-    make_model: object
-    opt_func: object
+# ---------------------------------------------------------------- data
 
 
-def breast_cancer_dls(bs: int = 16) -> DataLoaders:
-    """scikit-learn's breast-cancer data (569 rows, 30 features), standardised, a fixed 70/30 split."""
-    from sklearn.datasets import load_breast_cancer
-
-    x, y = load_breast_cancer(return_X_y=True)
-    order = np.random.RandomState(0).permutation(len(x))
-    n_valid = int(0.3 * len(x))
+def standardised_split(x: np.ndarray, y: np.ndarray, n_valid: int, seed: int = 0):
+    """A fixed random split, standardised per feature with the training part's mean and std."""
+    order = np.random.RandomState(seed).permutation(len(x))
     valid, train = order[:n_valid], order[n_valid:]
-    mean, std = x[train].mean(0), x[train].std(0)
+    mean, std = x[train].mean(0), x[train].std(0) + 1e-8
     x = torch.tensor((x - mean) / std, dtype=torch.float32)
     y = torch.tensor(y, dtype=torch.int64)
-    return DataLoaders.from_tensors(x[train], y[train], x[valid], y[valid], bs=bs, loss_func=nn.CrossEntropyLoss())
+    return x[train], y[train], x[valid], y[valid]
 
 
-def tabular_mlp(n_in: int = 30, n_out: int = 2, hidden: int = 32) -> nn.Sequential:
+@cache
+def mnist1d_arrays():
+    """MNIST-1D (Greydanus 2020) generated locally with the paper's settings: 4000 train, 1000 test, length 40."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    data = make_dataset(get_dataset_args())  # builds the set from templates; never downloads
+    as_x = lambda a: torch.tensor(a, dtype=torch.float32).unsqueeze(1)
+    as_y = lambda a: torch.tensor(a, dtype=torch.int64)
+    return as_x(data["x"]), as_y(data["y"]), as_x(data["x_test"]), as_y(data["y_test"])
+
+
+@cache
+def sklearn_arrays(name: str):
+    """breast cancer (569 x 30) and wine (178 x 13), 30% held out."""
+    from sklearn.datasets import load_breast_cancer, load_wine
+
+    x, y = {"breast_cancer": load_breast_cancer, "wine": load_wine}[name](return_X_y=True)
+    return standardised_split(x, y, int(0.3 * len(x)))
+
+
+@cache
+def synthetic_arrays(difficulty: str):
+    """make_classification: 'easy' (3 classes, well separated), 'hard' (8 classes, close, 5% flipped labels)."""
+    from sklearn.datasets import make_classification
+
+    settings = {
+        "easy": dict(n_features=20, n_informative=6, n_classes=3, class_sep=1.5, flip_y=0.0),
+        "hard": dict(n_features=40, n_informative=12, n_classes=8, class_sep=0.8, flip_y=0.05),
+    }[difficulty]
+    x, y = make_classification(n_samples=3000, n_redundant=4, random_state=0, **settings)
+    return standardised_split(x, y, 1000)
+
+
+def loaders(arrays, bs: int) -> DataLoaders:
+    return DataLoaders.from_tensors(*arrays, bs=bs, loss_func=nn.CrossEntropyLoss())
+
+
+DATA = {
+    "mnist1d": mnist1d_arrays,
+    "digits": lambda: digits_arrays(),
+    "breast_cancer": lambda: sklearn_arrays("breast_cancer"),
+    "wine": lambda: sklearn_arrays("wine"),
+    "synthetic_easy": lambda: synthetic_arrays("easy"),
+    "synthetic_hard": lambda: synthetic_arrays("hard"),
+}
+
+
+# ---------------------------------------------------------------- models
+
+
+def mlp(n_in: int, n_out: int, hidden: int = 100) -> nn.Sequential:
+    """The MNIST-1D paper's MLP shape: two hidden ReLU layers."""
     return nn.Sequential(
-        nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_out)
+        nn.Flatten(), nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_out)
     )
 
 
+def mnist1d_cnn(bn: bool = False, channels: int = 25) -> nn.Sequential:
+    """The MNIST-1D paper's CNN: three stride-2 convolutions (length 40 -> 19 -> 10 -> 5), a linear head."""
+    norm = (lambda: nn.BatchNorm1d(channels)) if bn else nn.Identity
+    return nn.Sequential(
+        nn.Conv1d(1, channels, 5, stride=2, padding=1), norm(), nn.ReLU(),
+        nn.Conv1d(channels, channels, 3, stride=2, padding=1), norm(), nn.ReLU(),
+        nn.Conv1d(channels, channels, 3, stride=2, padding=1), norm(), nn.ReLU(),
+        nn.Flatten(), nn.Linear(5 * channels, 10),
+    )  # fmt: skip
+
+
+def digits_bn_cnn(width: int = 16) -> nn.Sequential:
+    """A BatchNorm CNN for 1x8x8 digits."""
+    block = lambda c_in, c_out, stride: [nn.Conv2d(c_in, c_out, 3, stride, 1), nn.BatchNorm2d(c_out), nn.ReLU()]
+    return nn.Sequential(
+        *block(1, width, 1), *block(width, 2 * width, 2), *block(2 * width, 4 * width, 2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * width, 10),
+    )  # fmt: skip
+
+
+class Residual(nn.Module):
+    """x + f(x): a pre-norm two-layer block."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.f = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+
+    def forward(self, x):
+        return x + self.f(x)
+
+
+def residual_mlp(n_in: int, n_out: int, width: int = 64, depth: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(n_in, width),
+        *[Residual(width) for _ in range(depth)],
+        nn.ReLU(),
+        nn.Linear(width, n_out),
+    )
+
+
+class SequenceGRU(nn.Module):
+    """A one-layer GRU over the length-40 MNIST-1D signal, classifying from the last hidden state."""
+
+    def __init__(self, hidden: int = 32):
+        super().__init__()
+        self.gru, self.head = nn.GRU(1, hidden, batch_first=True), nn.Linear(hidden, 10)
+
+    def forward(self, x):
+        _, h = self.gru(x.transpose(1, 2))  # (batch, 1, 40) -> (batch, 40, 1)
+        return self.head(h[-1])
+
+
+# ---------------------------------------------------------------- tasks
+
 SGD = partial(torch.optim.SGD, momentum=0.9)
+ADAM = torch.optim.Adam
+ADAMW = partial(torch.optim.AdamW, weight_decay=0.05)
+# First grids (log10 lr_max), a quarter decade apart; widened while the best sits at an edge.
+GRIDS = {"sgd": (-2.75, 0.5), "adam": (-3.75, -0.5), "adamw": (-3.75, -0.5)}
+OPTS = {"sgd": SGD, "adam": ADAM, "adamw": ADAMW}
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    data: str
+    model: object
+    opt: str
+    n_epoch: int
+    bs: int
+
+
 TASKS = [
-    Task("digits CNN, SGD", digits, digits_cnn, SGD),
-    Task("digits CNN, Adam", digits, digits_cnn, torch.optim.Adam),
-    Task("digits MLP, SGD", digits, digits_mlp, SGD),
-    Task("breast cancer MLP, Adam", breast_cancer_dls, tabular_mlp, torch.optim.Adam),
+    Task("m1d-cnn-adam-15", "mnist1d", mnist1d_cnn, "adam", 15, 100),
+    Task("m1d-cnn-adam-5", "mnist1d", mnist1d_cnn, "adam", 5, 100),
+    Task("m1d-mlp-sgd-15", "mnist1d", lambda: mlp(40, 10), "sgd", 15, 100),
+    Task("m1d-bncnn-sgd-5", "mnist1d", lambda: mnist1d_cnn(bn=True), "sgd", 5, 50),
+    Task("m1d-resmlp-adamw-3", "mnist1d", lambda: residual_mlp(40, 10), "adamw", 3, 32),
+    Task("m1d-gru-adam-3", "mnist1d", SequenceGRU, "adam", 3, 64),
+    Task("digits-bncnn-sgd-3", "digits", digits_bn_cnn, "sgd", 3, 64),
+    Task("digits-mlp-adamw-15", "digits", lambda: mlp(64, 10, 64), "adamw", 15, 32),
+    Task("cancer-mlp-adam-15", "breast_cancer", lambda: mlp(30, 2, 32), "adam", 15, 16),
+    Task("wine-resmlp-sgd-15", "wine", lambda: residual_mlp(13, 3, 32, 2), "sgd", 15, 16),
+    Task("synth-easy-mlp-sgd-3", "synthetic_easy", lambda: mlp(20, 3, 64), "sgd", 3, 64),
+    Task("synth-hard-resmlp-adamw-15", "synthetic_hard", lambda: residual_mlp(40, 8), "adamw", 15, 128),
 ]
+QUICK = ["digits-bncnn-sgd-3", "cancer-mlp-adam-15", "synth-easy-mlp-sgd-3"]
 
 
 def make_learner(task: Task, seed: int) -> Learner:
     torch.manual_seed(seed)  # the initial weights and the shuffling order
-    return Learner(task.make_dls(), task.make_model(), opt_func=task.opt_func, metrics=[accuracy], progress=False)
+    dls = loaders(DATA[task.data](), task.bs)
+    return Learner(dls, task.model(), opt_func=OPTS[task.opt], metrics=[accuracy], progress=False)
 
 
-def train_accuracy(task: Task, seed: int, lr: float, n_epoch: int) -> float:
+# ---------------------------------------------------------------- the cache
+
+
+class TaskCache:
+    """One JSON file per task: accuracies keyed 'seed|lr' and range-test curves keyed 'seed|order'."""
+
+    def __init__(self, task: Task):
+        self.path = CACHE / f"{task.name}.json"
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {"acc": {}, "curves": {}}
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data))
+        os.replace(tmp, self.path)
+
+
+def lr_key(seed: int, lr: float) -> str:
+    return f"{seed}|{lr:.5g}"
+
+
+def accuracy_at(task: Task, store: TaskCache, seed: int, lr: float) -> float:
     """Validation accuracy (percent) after `fit_one_cycle(n_epoch, lr)` from the seed's initialisation."""
     if not (math.isfinite(lr) and lr > 0):
         return math.nan
-    learn = make_learner(task, seed)
-    learn.fit_one_cycle(n_epoch, lr)
-    return 100 * learn.validate()[1]
-
-
-def suggestion_funcs() -> list:
-    return list(suggest.DEFAULT_FUNCS)
-
-
-def as_lr(value) -> float:
-    return value[1] if isinstance(value, tuple) else value  # lr_range: its high end is the lr_max
-
-
-def run_task(task: Task, grid, grid_seeds, seeds, n_epoch, funcs) -> dict:
-    cache: dict[tuple[int, float], float] = {}
-
-    def acc(seed, lr):
-        key = (seed, float(lr))
-        if key not in cache:
-            cache[key] = train_accuracy(task, seed, lr, n_epoch)
-        return cache[key]
-
-    grid_acc = [[acc(s, lr) for s in grid_seeds] for lr in grid]
-    curves, suggested = [], {f.__name__: [] for f in funcs}
-    for seed in seeds:
+    key = lr_key(seed, lr)
+    if key not in store.data["acc"]:
         learn = make_learner(task, seed)
-        found = learn.lr_find(suggest_funcs=funcs)
-        curves.append([learn.recorder.lrs, learn.recorder.smooth_losses])
-        for f, value in zip(funcs, found, strict=True):
-            suggested[f.__name__].append(as_lr(value))
-    scores = {name: [acc(s, lr) for s, lr in zip(seeds, lrs, strict=True)] for name, lrs in suggested.items()}
-    return {
-        "grid": list(grid),
-        "grid_acc": grid_acc,
-        "curves": curves,
-        "suggested": suggested,
-        "scores": scores,
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a diverged run scores what it scores
+            learn.fit_one_cycle(task.n_epoch, lr)
+            acc = 100 * learn.validate()[1]
+        store.data["acc"][key] = acc if math.isfinite(acc) else 0.0
+        store.save()
+    return store.data["acc"][key]
+
+
+def range_test(task: Task, store: TaskCache, seed: int, order: int) -> dict:
+    """The default lr_find on the seed's fresh model; order > 0 reshuffles the batches, same weights."""
+    key = f"{seed}|{order}"
+    if key not in store.data["curves"]:
+        learn = make_learner(task, seed)
+        if order:
+            torch.manual_seed(1000 * order + seed)  # another batch order; the weights are already made
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", suggest.SuggestionWarning)
+            learn.lr_find(suggest_funcs=[suggest.minimum])
+        rec = learn.recorder
+        store.data["curves"][key] = {"lrs": rec.lrs, "losses": rec.losses, "smooth_losses": rec.smooth_losses}
+        store.save()
+    return store.data["curves"][key]
+
+
+# ---------------------------------------------------------------- the grid
+
+
+def grid_accuracies(task: Task, store: TaskCache, quick: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(log10 lrs, accuracy[lr, seed]) over a quarter-decade grid, widened while the best is at an edge."""
+    lo, hi = GRIDS[task.opt]
+    step = 0.5 if quick else 0.25
+    seeds = SEEDS[:2] if quick else SEEDS
+    while True:
+        logs = np.round(np.arange(lo, hi + 1e-9, step), 4)
+        accs = np.array([[accuracy_at(task, store, s, 10**g) for s in seeds] for g in logs])
+        best = int(np.argmax(accs.mean(1)))
+        if best == 0 and lo > -6:
+            lo -= 2 * step
+        elif best == len(logs) - 1 and hi < 1.5:
+            hi += 2 * step
+        else:
+            return logs, accs
+
+
+def interpolated(logs: np.ndarray, accs: np.ndarray, log_lr: float, seed_index: int) -> float:
+    """The seed's grid accuracy at log_lr, linear in log lr between grid points (the ends held beyond)."""
+    if not math.isfinite(log_lr):
+        return 0.0
+    return float(np.interp(log_lr, logs, accs[:, seed_index]))
+
+
+# ---------------------------------------------------------------- rules
+
+
+def high_end(lrs, smooth_losses) -> float:
+    """lr_range's high end: Smith's max lr."""
+    return suggest.lr_range(lrs, smooth_losses)[1]
+
+
+high_end.__name__ = "lr_range_high"
+
+
+def rules() -> list:
+    """Every rule scored: the default first, then the others under their names."""
+    others = [suggest.halfway, suggest.minimum, suggest.steep, suggest.valley, high_end]
+    return [suggest.cliff, *[f for f in others if f is not suggest.cliff]]
+
+
+def pick(rule, curve: dict, task: Task) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", suggest.SuggestionWarning)
+        return float(rule(curve["lrs"], curve["smooth_losses"]))
+
+
+# ---------------------------------------------------------------- one task
+
+
+def run_task(task: Task, quick: bool, train_picks: bool = True) -> dict:
+    store = TaskCache(task)
+    logs, accs = grid_accuracies(task, store, quick)
+    seeds = SEEDS[: accs.shape[1]]
+    means = accs.mean(1)
+    best = int(np.argmax(means))
+    curves = {s: [range_test(task, store, s, o) for o in range(N_ORDERS)] for s in seeds}
+    result = {
+        "task": task.name,
+        "grid_log_lrs": logs.tolist(),
+        "grid_acc": accs.tolist(),
+        "oracle": float(means[best]),
+        "oracle_lr": float(10 ** logs[best]),
+        "curves": {str(s): curves[s] for s in seeds},
+        "rules": {},
     }
+    for rule in rules():
+        lrs = [pick(rule, curves[s][0], task) for s in seeds]
+        if train_picks:
+            scores = [accuracy_at(task, store, s, lr) for s, lr in zip(seeds, lrs)]
+        else:
+            scores = [interpolated(logs, accs, math.log10(lr), i) if lr > 0 else math.nan for i, lr in enumerate(lrs)]
+        # a rule that gives no lr (NaN) scores as the worst lr of that seed's grid
+        scores = [a if math.isfinite(a) else float(accs[:, i].min()) for i, a in enumerate(scores)]
+        result["rules"][rule.__name__] = {
+            "lrs": lrs,
+            "n_nan": sum(not math.isfinite(lr) for lr in lrs),
+            "scores": scores,
+            "ratio": geo_mean(lrs) / result["oracle_lr"],
+            "regret": float(np.mean(scores)) - result["oracle"],
+        }
+    result["order_spread"] = order_spread(task, curves)
+    return result
+
+
+BAND_SCALES = (1, 2, 4, 8, 16, 32, 64)
+
+
+def order_spread(task: Task, curves: dict) -> dict:
+    """How much the default pick moves with the batch order alone (max/min over orders, per seed); the band of
+    order 0 (`cliff_band`, default scale) and the smallest scale in BAND_SCALES whose band holds each other
+    order's pick (inf: none does)."""
+    spreads, needed, widths = [], [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", suggest.SuggestionWarning)
+        for runs in curves.values():
+            picks = [pick(suggest.cliff, c, task) for c in runs]
+            if not all(math.isfinite(p) for p in picks):
+                continue
+            spreads.append(max(picks) / min(picks))
+            first = (runs[0]["lrs"], runs[0]["smooth_losses"], runs[0]["losses"])
+            low, high = suggest.cliff_band(*first)
+            widths.append(high / low)
+            bands = [suggest.cliff_band(*first, scale=k) for k in BAND_SCALES]
+            for p in picks[1:]:
+                held = [k for k, (lo, hi) in zip(BAND_SCALES, bands) if lo <= p <= hi]
+                needed.append(held[0] if held else math.inf)
+    return {"max_over_min": spreads, "scale_needed": needed, "band_width": widths}
 
 
 def geo_mean(values) -> float:
@@ -120,52 +383,120 @@ def geo_mean(values) -> float:
     return float(np.exp(np.mean(np.log(values)))) if values else math.nan
 
 
-def oracle_of(result: dict) -> float:
-    return float(np.nanmax([np.mean(a) for a in result["grid_acc"]]))
+# ---------------------------------------------------------------- tables
 
 
-def print_table(task: Task, result: dict) -> None:
-    means = [float(np.mean(a)) for a in result["grid_acc"]]
-    best = int(np.nanargmax(means))
-    oracle = means[best]
-    n_seeds, best_lr = len(result["grid_acc"][0]), result["grid"][best]
-    print(f"\n{task.name}: oracle {oracle:.2f}% at lr_max {best_lr:.3g} (grid best, mean of {n_seeds} seeds)")
-    print(f"  {'suggestion':<12} {'lr (geo mean)':>14} {'accuracy':>9} {'vs oracle':>10} {'fraction':>9}")
-    for name, accs in result["scores"].items():
-        mean = float(np.mean(accs))
-        lr = geo_mean(result["suggested"][name])
-        print(f"  {name:<12} {lr:>14.3g} {mean:>8.2f}% {mean - oracle:>+10.2f} {mean / oracle:>9.4f}")
+def print_table(results: list[dict]) -> None:
+    names = list(results[0]["rules"])
+    print(f"\n{'task':<27} {'oracle':>15} " + " ".join(f"{n:>15}" for n in names))
+    for r in results:
+        cells = " ".join(f"{r['rules'][n]['ratio']:>6.2f}x {r['rules'][n]['regret']:>+7.2f}" for n in names)
+        print(f"{r['task']:<27} {r['oracle']:>6.1f}% @{r['oracle_lr']:<7.3g} {cells}")
+    worst = " ".join(f"{min(r['rules'][n]['regret'] for r in results):>+15.2f}" for n in names)
+    mean = " ".join(f"{np.mean([r['rules'][n]['regret'] for r in results]):>+15.2f}" for n in names)
+    print(f"{'worst regret':<43} {worst}\n{'mean regret':<43} {mean}")
+    spreads = [s for r in results for s in r["order_spread"]["max_over_min"]]
+    needed = np.array([k for r in results for k in r["order_spread"]["scale_needed"]])
+    widths = [w for r in results for w in r["order_spread"]["band_width"] if math.isfinite(w)]
+    if spreads:
+        quartiles = ", ".join(f"{q:.2f}x" for q in np.percentile(spreads, [25, 50, 75, 90]))
+        print(
+            f"default pick over {N_ORDERS} batch orders (same weights), max/min over {len(spreads)} seeds: "
+            f"quartiles and 90th percentile {quartiles}, worst {max(spreads):.2f}x"
+        )
+    if widths:
+        held = ", ".join(f"{k}: {100 * np.mean(needed <= k):.0f}%" for k in BAND_SCALES)
+        print(
+            f"cliff_band high/low median {np.median(widths):.2f}x; "
+            f"share of other orders' picks it holds, by scale: {held}"
+        )
+
+
+# ---------------------------------------------------------------- choosing the default's settings
+
+LOG_FACTORS = np.arange(0.0, 0.81, 0.05)
+LOG_DIVISORS = np.arange(0.2, 1.21, 0.05)
+SHAPES = [(rise, window, near) for rise in (1.0, 1.5, 2.0, 3.0) for window in (1, 3, 5) for near in (0.1, 0.2, 0.3)]
+
+
+def cliff_parts(curve: dict, rise: float, window: int, near: float) -> tuple[float, float]:
+    """(log10 fallen, log10 broken) of one curve; fallen NaN when the loss does not really fall."""
+    lrs, median = suggest.median_curve(curve["lrs"], curve["smooth_losses"], curve["losses"], window)
+    return math.log10(suggest.fallen_at(lrs, median, near)), math.log10(suggest.divergence_quiet(lrs, median, rise))
+
+
+def fit_settings(tasks: list[Task]) -> None:
+    """cliff's settings with the best worst-task regret (ties: the best mean) over all tasks, seeds and batch
+    orders together, each candidate scored on the grid; prints the best and each task's regret with it."""
+    grids = {}
+    for task in tasks:
+        store = TaskCache(task)
+        logs, accs = grid_accuracies(task, store, quick=False)
+        grids[task.name] = (logs, accs, [[range_test(task, store, s, o) for o in range(N_ORDERS)] for s in SEEDS])
+    rows = []
+    for rise, window, near in SHAPES:
+        parts = {n: [[cliff_parts(c, rise, window, near) for c in orders] for orders in g[2]] for n, g in grids.items()}
+        for log_factor in LOG_FACTORS:
+            for log_divisor in LOG_DIVISORS:
+                regrets = np.array([shape_regret(grids[n], parts[n], log_factor, log_divisor) for n in grids])
+                rows.append((regrets.min(), regrets.mean(), rise, window, near, log_factor, log_divisor, regrets))
+    rows.sort(key=lambda r: (-r[0], -r[1]))
+    print(f"{'rise':>5} {'window':>6} {'near':>5} {'factor':>7} {'divisor':>8} {'worst':>7} {'mean':>7}")
+    for worst, mean, rise, window, near, lf, ld, _ in rows[:10]:
+        print(f"{rise:>5} {window:>6} {near:>5} {10**lf:>7.2f} {10**ld:>8.2f} {worst:>+7.2f} {mean:>+7.2f}")
+    _, _, rise, window, near, _, _, best = rows[0]
+    parts = {n: [[cliff_parts(c, rise, window, near) for c in orders] for orders in g[2]] for n, g in grids.items()}
+    print("\nper task: regret with the common settings; own: the task's own best factor, divisor and regret")
+    for task, regret in zip(tasks, best):
+        scored = [
+            (shape_regret(grids[task.name], parts[task.name], f, d), f, d) for f in LOG_FACTORS for d in LOG_DIVISORS
+        ]
+        own, log_factor, log_divisor = max(scored)
+        print(f"  {task.name:<28} {regret:>+7.2f}   own: {10**log_factor:5.2f}, {10**log_divisor:5.2f}, {own:+.2f}")
+
+
+def shape_regret(grid, parts, log_factor: float, log_divisor: float) -> float:
+    """Mean regret over seeds and orders of min(fallen + log_factor, broken - log_divisor) on one task's grid."""
+    logs, accs, _ = grid
+    scores = []
+    for i, orders in enumerate(parts):
+        for fallen, broken in orders:
+            pick = broken - log_divisor if math.isnan(fallen) else min(fallen + log_factor, broken - log_divisor)
+            scores.append(interpolated(logs, accs, pick, i))
+    return float(np.mean(scores)) - accs.mean(1).max()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="6 grid points, 2 seeds, 2 tasks: a smoke run")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--dump", help="write the curves, suggestions and grid results to this JSON file")
+    parser.add_argument("--quick", action="store_true", help="3 tasks, a half-decade grid, 2 seeds: a smoke run")
+    parser.add_argument("--tasks", help="comma-separated task names (default: all)")
+    parser.add_argument("--fit", action="store_true", help="choose the default rule's settings on the cached grids")
+    parser.add_argument("--no-train-picks", action="store_true", help="score rules on the grid, not by training")
+    parser.add_argument("--dump", help="write grids, curves and picks to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.quick:
-        tasks, grid, grid_seeds, seeds = TASKS[::3], np.logspace(-3, 0, 6), [0, 1], [0, 1]
-    else:
-        tasks, grid, grid_seeds, seeds = TASKS, np.logspace(-3.5, 0.5, 13), [0, 1, 2, 3, 4], [0, 1, 2, 3, 4]
-    start = time.perf_counter()
-    results = {}
+    names = args.tasks.split(",") if args.tasks else QUICK if args.quick else [t.name for t in TASKS]
+    by_name = {t.name: t for t in TASKS}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        parser.error(f"--tasks: unknown {unknown}; known: {list(by_name)}")
+    tasks = [by_name[n] for n in names]
+    if args.fit:
+        fit_settings(tasks)
+        return
+    start, results = time.perf_counter(), []
     for task in tasks:
-        results[task.name] = run_task(task, grid, grid_seeds, seeds, args.epochs, suggestion_funcs())
-        print_table(task, results[task.name])
-    default = suggestion_funcs()[0].__name__
-    worst = min(float(np.mean(r["scores"][default])) - oracle_of(r) for r in results.values())
+        results.append(run_task(task, args.quick, train_picks=not args.no_train_picks))
+        print(f"{task.name}: done at {time.perf_counter() - start:.0f} s", flush=True)
+    print_table(results)
+    default = rules()[0].__name__
+    worst = min(r["rules"][default]["regret"] for r in results)
     verdict = ("meets" if worst >= -0.5 else "misses") + " the 0.5 target"
-    if args.quick:
-        verdict += "; a smoke run, 2 seeds are too few to judge"
-    print(f"\ndefault ({default}): worst loss against the oracle {worst:+.2f} points ({verdict})")
-    print(
-        f"{len(tasks)} tasks, {len(grid)} grid lrs x {len(grid_seeds)} seeds, {len(seeds)} seeds per "
-        f"suggestion, {args.epochs} epochs of fit_one_cycle; {time.perf_counter() - start:.0f} s"
-    )
+    if args.quick or args.tasks:
+        verdict += f"; on {len(tasks)} of {len(TASKS)} tasks" + (", 2 seeds: a smoke run" if args.quick else "")
+    print(f"\ndefault ({default}): worst regret {worst:+.2f} points ({verdict}); {time.perf_counter() - start:.0f} s")
     if args.dump:
-        with open(args.dump, "w") as f:
-            json.dump(results, f)
+        Path(args.dump).write_text(json.dumps(results))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from .callback import (
 )
 from .callbacks.accumulate import GradientAccumulation
 from .callbacks.averaging import CycleAverage
+from .callbacks.checkpointing import Checkpoint
 from .callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from .callbacks.gradient_clip import GradientClip
 from .callbacks.loss_check import NonFiniteLossWarning
@@ -43,6 +44,7 @@ __all__ = [
     "CancelStepException",
     "CancelTrainException",
     "CancelValidException",
+    "Checkpoint",
     "CycleAverage",
     "CycleSnapshotCallback",
     "DataLoaders",

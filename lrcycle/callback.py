@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
+import difflib
+from functools import partial
+
+from .interrupt import guarded, held_sigint, note_cleanup_error
 
 ORDER = {
     "mixed_precision": -1100,
-    "interrupt": -1000,
     "loss_check": -30,
     "accumulation": -20,
     "guard": -10,
@@ -20,13 +22,13 @@ ORDER = {
     "tracker": 70,
     "early_stopping": 80,
     "nan": 90,
+    "checkpoint": 95,
+    "resume": 1000,
 }
 """Where each shipped callback runs: lower runs first, ties keep list order. Your own callbacks fit in between.
 
 - `mixed_precision`: chooses the autocast context before anything runs a forward pass, and completes a
-  float16 step (the GradScaler's update, and undoing a skipped step's count) before anything, even a held-back
-  Ctrl-C, sees the step.
-- `interrupt`: raises a Ctrl-C held back during the optimizer step, right after it, before anything else.
+  float16 step (the GradScaler's update, and undoing a skipped step's count) before anything sees the step.
 - `loss_check`: a loss that is not a scalar tensor is an error before anything reads it; a non-finite loss
   warns at the end of the fit.
 - `accumulation`: gradient accumulation sets the step counts and skips steps before anyone reads them.
@@ -44,6 +46,8 @@ ORDER = {
 - `tracker`: reads the recorded values: best-model saving, cycle snapshots, the range test's stop.
 - `early_stopping`: may end the fit, so it runs after the epoch is recorded and saved.
 - `nan`: stops at a non-finite loss after the callbacks that change the loss in `after_loss`.
+- `checkpoint`: saves the whole state at an epoch's end, once every other callback has finished the epoch.
+- `resume`: a resumed fit loads the checkpoint's state in `before_fit`, after every callback has reset its own.
 """
 
 EVENTS = (
@@ -72,9 +76,44 @@ EVENTS = (
 )
 _HOOK_PREFIXES = ("before_", "after_", "cleanup_")
 
+# Hook names of Keras, fastai 0.7 and fastai v1 (`on_*`), and the event each one corresponds to here.
+ON_STYLE_NAMES = {
+    "on_train_begin": "before_fit",
+    "on_train_end": "after_fit",
+    "on_epoch_begin": "before_epoch",
+    "on_epoch_end": "after_epoch",
+    "on_phase_begin": "before_epoch",
+    "on_phase_end": "after_epoch",
+    "on_batch_begin": "before_batch",
+    "on_batch_end": "after_batch",
+    "on_train_batch_begin": "before_batch",
+    "on_train_batch_end": "after_batch",
+    "on_loss_begin": "after_pred",
+    "on_backward_begin": "before_backward",
+    "on_backward_end": "before_step",
+    "on_step_end": "after_step",
+    "on_test_begin": "before_validate",
+    "on_test_end": "after_validate",
+    "on_validation_begin": "before_validate",
+    "on_validation_end": "after_validate",
+    "on_train_start": "before_fit",
+    "on_fit_start": "before_fit",
+    "on_fit_end": "after_fit",
+    "on_train_epoch_start": "before_epoch",
+    "on_train_epoch_end": "after_epoch",
+    "on_train_batch_start": "before_batch",
+    "on_validation_start": "before_validate",
+    "on_validation_batch_end": "after_batch",
+}
+
 
 class Callback:
-    """Base for callbacks: define any hooks named in EVENTS as `hook(self, learn)`; lower `order` runs first."""
+    """Base for callbacks: define any hooks named in EVENTS as `hook(self, learn)`; lower `order` runs first.
+
+    A callback may also define `check(self, learn)`: it is called on every callback at the start of each fit
+    and range test, before anything changes (no optimizer built, no lr set), to check its arguments against
+    the learner (a monitored column that exists, validation data it needs) and raise a clear error early.
+    """
 
     order = 0
 
@@ -110,8 +149,28 @@ def check_callback(cb) -> None:
     if not isinstance(getattr(cb, "order", None), int):
         raise TypeError(f"cbs: {type(cb).__name__}.order must be an int, got {getattr(cb, 'order', None)!r}")
     for name in dir(cb):
-        if name.startswith(_HOOK_PREFIXES) and name not in EVENTS and callable(getattr(cb, name)):
-            raise ValueError(f"{type(cb).__name__}.{name} is not an event; hooks must be one of: {', '.join(EVENTS)}")
+        if name in EVENTS or name.startswith("_"):
+            continue
+        meant = misspelt_hook(name)
+        if meant is not None and callable(getattr(cb, name)):
+            hint = f"did you mean {meant}? " if meant else ""
+            raise ValueError(
+                f"{type(cb).__name__}.{name} is not an event: {hint}hooks must be one of: {', '.join(EVENTS)}"
+            )
+
+
+def misspelt_hook(name: str) -> str | None:
+    """For a method name that looks like a hook but is not an event: the event it most likely means ('' when
+    none is close); None for a name that does not look like a hook. Hook-like: `before_`/`after_`/`cleanup_`
+    names, names within a small edit distance of an event (`befor_batch`), and Keras/fastai 0.7 `on_*` hooks."""
+    close = difflib.get_close_matches(name, EVENTS, n=1, cutoff=0.85)
+    if name.startswith("on_") and (name in ON_STYLE_NAMES or name.endswith(("_begin", "_end", "_start"))):
+        return ON_STYLE_NAMES.get(name, close[0] if close else "")
+    if close:
+        return close[0]
+    if name.startswith(_HOOK_PREFIXES):
+        return ""
+    return None
 
 
 def hook_table(cbs) -> dict[str, list]:
@@ -127,6 +186,8 @@ class CallbackList:
     """A learner's callbacks in list order, with `hooks`: for each event, the bound hooks to call in `order`.
 
     The table is rebuilt whenever the list changes, so the loop never sorts or looks up attributes per event.
+    Every change is a critical section (`interrupt.held_sigint`): Ctrl-C never leaves the list and the table
+    disagreeing, and the `with` blocks below put the list back on every exit, Ctrl-C included.
     """
 
     def __init__(self):
@@ -134,41 +195,63 @@ class CallbackList:
         self.hooks = hook_table([])
 
     def add(self, cbs) -> None:
+        cbs = list(cbs)
         for cb in cbs:
             check_callback(cb)
-        self.items.extend(cbs)
-        self.hooks = hook_table(self.items)
+        with held_sigint():
+            self.items.extend(cbs)
+            self.hooks = hook_table(self.items)
 
     def remove(self, cbs) -> None:
+        items = list(self.items)
         for cb in cbs:
-            self.items.remove(cb)
-        self.hooks = hook_table(self.items)
+            items.remove(cb)  # a callback not in the list raises here, before anything changes
+        with held_sigint():
+            self.items[:] = items
+            self.hooks = hook_table(self.items)
 
-    @contextlib.contextmanager
     def added(self, cbs):
-        """Callbacks that take part only inside this block (one already in the list is not added twice)."""
+        """Callbacks that take part only inside this `with` block (one already in the list is not added twice)."""
         cbs = [cb for cb in (cbs or []) if cb not in self.items]
-        self.add(cbs)
-        try:
-            yield
-        finally:
-            self.remove(cbs)
+        return guarded(partial(self.add, cbs), partial(self._remove_added, cbs))
 
-    @contextlib.contextmanager
+    def _remove_added(self, cbs, _=None) -> None:
+        self.remove([cb for cb in cbs if cb in self.items])
+
     def removed(self, cbs):
-        """These callbacks sit out this block, and come back after it in their old places."""
-        cbs, before = list(cbs), list(self.items)
+        """These callbacks sit out this `with` block, and come back after it in their old places."""
+        return guarded(partial(self._take_out, list(cbs)), self._put_back)
+
+    def _take_out(self, cbs) -> tuple[list, list]:
+        before = list(self.items)
         self.remove(cbs)
-        try:
-            yield
-        finally:
+        return cbs, before
+
+    def _put_back(self, taken: tuple[list, list]) -> None:
+        cbs, before = taken
+        with held_sigint():
             added = [cb for cb in self.items if cb not in before]
             self.items[:] = [cb for cb in before if cb in cbs or cb in self.items] + added
             self.hooks = hook_table(self.items)
 
+    def fitting(self, learn, cbs):
+        """The `with` block around a fit's events: `cbs` take part in it, and on every exit (Ctrl-C included)
+        every `cleanup_fit` hook runs, the last batch is let go and `cbs` leave, all with Ctrl-C held. When
+        a `cleanup_fit` hook raises while an error propagates, the original error is raised, the clean-up
+        error attached to it (`error.cleanup_errors`, and a note in the traceback)."""
+        cbs = [cb for cb in cbs if cb not in self.items]
+        return guarded(partial(self.add, cbs), partial(self._end_fit, learn, cbs))
+
+    def _end_fit(self, learn, cbs, _=None) -> None:
+        try:
+            self.run_all("cleanup_fit", learn)
+        finally:
+            learn.xb = learn.yb = learn.pred = learn.loss = None  # free the last batch's graph
+            self._remove_added(cbs)
+
     def run_all(self, event: str, learn) -> None:
         """Every hook of `event` runs, even when one before it raises (each may have state to put back, as
-        `cleanup_fit` hooks do); the first error is raised once all have run."""
+        `cleanup_fit` hooks do); the first error is raised once all have run, the later ones attached to it."""
         errors = []
         for hook in self.hooks[event]:
             try:
@@ -176,4 +259,6 @@ class CallbackList:
             except Exception as error:
                 errors.append(error)
         if errors:
+            for later in errors[1:]:
+                note_cleanup_error(errors[0], later)
             raise errors[0]

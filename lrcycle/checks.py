@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from pathlib import PurePath
 
 import numpy as np
 import torch
@@ -16,10 +17,15 @@ import torch
 from .callback import check_callback
 
 
-def check_learner_args(dls, model, loss_func):
-    """`Learner(dls, model, loss_func)`: the loss function to use (`dls.loss_func` when none is given). None
-    when neither gives one: the loss is then the model output's own `loss` (Hugging Face models with labels in
-    the batch); a batch whose output has none is a ValueError at its first forward pass (`batches.compute_loss`)."""
+def check_learner_args(dls, model, loss_func, splitter=None):
+    """`Learner(dls, model, loss_func, splitter=...)`: the loss function to use (`dls.loss_func` when none is
+    given). None when neither gives one: the loss is then the model output's own `loss` (Hugging Face models
+    with labels in the batch); a batch whose output has none is a ValueError at its first forward pass."""
+    if splitter is not None and not callable(splitter):
+        raise TypeError(
+            f"splitter: expected a function model -> list of parameter groups (e.g. lrcycle.sequential_splitter), "
+            f"got {type(splitter).__name__}"
+        )
     if not hasattr(dls, "train"):
         raise TypeError("dls: expected a DataLoaders(train, valid), got " + type(dls).__name__)
     if not isinstance(model, torch.nn.Module):
@@ -140,6 +146,11 @@ def check_cbs(cbs, name: str = "cbs") -> list:
     if cbs is None:
         return []
     if not isinstance(cbs, (list, tuple)):
+        if isinstance(getattr(cbs, "order", None), int):  # one callback, not in a list
+            kind = type(cbs).__name__
+            raise TypeError(
+                f"{name}: expected a list of callbacks, got one {kind}; wrap it in a list: {name}=[{kind}(...)]"
+            )
         raise TypeError(f"{name}: expected a list of callbacks, got {type(cbs).__name__}; write {name}=[...]")
     for cb in cbs:
         check_callback(cb)
@@ -147,19 +158,36 @@ def check_cbs(cbs, name: str = "cbs") -> list:
 
 
 def check_metrics(metrics) -> list:
-    """`metrics`: a list of functions `(pred, target) -> tensor`; one function alone is one metric, None none.
-    Names (strings) are not looked up: pass the function itself (`from lrcycle import accuracy`)."""
+    """Metric functions `metric(pred, targets) -> tensor` as a list; a single function counts as a one-item list.
+    A name such as 'accuracy' is a TypeError: pass the function itself."""
     if metrics is None:
         return []
     if callable(metrics) and not isinstance(metrics, (list, tuple)):
-        return [metrics]
-    if not isinstance(metrics, (list, tuple)):
-        raise TypeError(f"metrics: expected a list of functions (pred, target) -> tensor, got {metrics!r}")
-    for m in metrics:
-        if not callable(m):
-            hint = f"; pass the function itself, e.g. `from lrcycle import {m}`" if isinstance(m, str) else ""
-            raise TypeError(f"metrics: each must be a function (pred, target) -> tensor, got {m!r}{hint}")
+        metrics = [metrics]
+    if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
+        raise TypeError(f"metrics: expected a list of metric functions, e.g. metrics=[accuracy], got {metrics!r}")
+    for metric in metrics:
+        if isinstance(metric, str):
+            raise TypeError(
+                f"metrics: {metric!r} is a name, not a metric; pass the function itself, e.g. metrics=[accuracy] "
+                "(from lrcycle import accuracy)"
+            )
+        if not callable(metric):
+            raise TypeError(f"metrics: each metric must be a function (pred, targets) -> tensor, got {metric!r}")
     return list(metrics)
+
+
+def check_fit_start(learn, cbs) -> list:
+    """What a fit or range test checks before it changes anything: its callbacks (`check_cbs`), the learner's
+    metrics, then every taking-part callback's own `check(learn)` (its arguments against this learner).
+    Returns the call's callbacks as a list."""
+    cbs = check_cbs(cbs)
+    check_metrics(learn.metrics)
+    for cb in [*learn.cbs, *cbs]:
+        check = getattr(cb, "check", None)
+        if callable(check):
+            check(learn)
+    return cbs
 
 
 def wd_or_wds(wd, wds):
@@ -174,6 +202,22 @@ def wd_or_wds(wd, wds):
 def check_wd(wd, n_groups: int) -> list[float] | None:
     """A fit's `wd`: None leaves weight decay as it is, else one value per group (`spread_wd`)."""
     return None if wd is None else spread_wd(wd, n_groups)
+
+
+def check_name(name, arg: str = "name"):
+    """A checkpoint name: a plain file name (no separators, not `.` or `..`, not empty), kept under
+    `path/model_dir`; a `pathlib.Path` is the user's explicit choice of file and passes as it is."""
+    if isinstance(name, PurePath):
+        return name
+    if not isinstance(name, str):
+        # a ValueError like every other bad name (the issue asks one kind of error for any unusable name)
+        raise ValueError(f"{arg}: expected a plain file name (str) or a pathlib.Path, got {type(name).__name__}")
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or name.strip() != name:
+        raise ValueError(
+            f"{arg}: expected a plain file name without separators, not '.' or '..', not empty and without "
+            f"surrounding spaces, got {name!r}; pass a pathlib.Path to choose a file elsewhere yourself"
+        )
+    return name
 
 
 def check_valid_loader(dl):

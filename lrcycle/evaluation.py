@@ -1,34 +1,52 @@
 """The one evaluation loop: a model run over a loader in eval mode without gradients, used by validation,
-prediction and weight averaging alike. Batches may have any shape `batches.py` knows."""
+prediction and weight averaging alike."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator, Mapping
+from functools import partial
 
 import torch
 from torch import nn
 
 from . import batches as B
 from .batches import to_device
+from .interrupt import guarded
 
 
-@contextlib.contextmanager
-def eval_batches(model: nn.Module, dl: Iterable, device: torch.device) -> Iterator[Iterator]:
+class EvalBatches:
+    """`dl`'s batches (any shape `batches.py` knows), every tensor in them moved to `device`, with what
+    evaluation changed: the model's train/eval mode and torch's grad mode before it."""
+
+    def __init__(self, model: nn.Module, dl: Iterable, device: torch.device):
+        self.model, self.dl, self.device = model, dl, device
+        self.was_training, self.grad_was_enabled = model.training, torch.is_grad_enabled()
+
+    def __iter__(self) -> Iterator:
+        return (to_device(batch, self.device) for batch in self.dl)
+
+
+def eval_batches(model: nn.Module, dl: Iterable, device: torch.device):
     """`with eval_batches(model, dl, device) as batches: for batch in batches: ...`
 
-    Inside the block the model is in eval mode and gradients are off; `batches` yields `dl`'s batches with
-    every tensor in them moved to `device`. The model's previous train/eval mode comes back on every exit
-    (the end, a `break`, an exception). A context manager rather than a generator, so that the mode and grad
-    state cannot outlive a loop that stops early.
+    Inside the block the model is in eval mode and gradients are off; `batches` yields `dl`'s batches, every
+    tensor in them moved to `device`. The model's previous train/eval mode and the grad mode come back on
+    every exit (the end, a `break`, an exception, Ctrl-C): switching both ways is a critical section (`interrupt.guarded`),
+    so Ctrl-C can never leave gradients off for the rest of the process.
     """
-    was_training = model.training
+    return guarded(partial(_start_eval, model, dl, device), _end_eval)
+
+
+def _start_eval(model: nn.Module, dl: Iterable, device: torch.device) -> EvalBatches:
+    batches = EvalBatches(model, dl, device)
     model.eval()
-    try:
-        with torch.no_grad():
-            yield (to_device(batch, device) for batch in dl)
-    finally:
-        model.train(was_training)
+    torch.set_grad_enabled(False)
+    return batches
+
+
+def _end_eval(batches: EvalBatches) -> None:
+    torch.set_grad_enabled(batches.grad_was_enabled)
+    batches.model.train(batches.was_training)
 
 
 def loss_sums(model: nn.Module, dl: Iterable, device: torch.device, loss_func, n_inp=None) -> torch.Tensor:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 
 from .checks import spread, spread_wd
+from .interrupt import held_sigint
 
 
 def momentum_key(group: dict) -> str | None:
@@ -88,10 +89,11 @@ def restore_hypers(opt: torch.optim.Optimizer, snapshot: list[dict]) -> None:
 
 
 def set_hypers(opt: torch.optim.Optimizer, lrs, wds=None) -> None:
-    """Set every group's lr, and its weight decay unless `wds` is None."""
-    set_lrs(opt, lrs)
-    if wds is not None:
-        set_wds(opt, wds)
+    """Set every group's lr, and its weight decay unless `wds` is None: all or (on Ctrl-C) none."""
+    with held_sigint():
+        set_lrs(opt, lrs)
+        if wds is not None:
+            set_wds(opt, wds)
 
 
 def build_optimizer(opt_func, layer_groups, lr, wd) -> torch.optim.Optimizer:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import checkpoint, distributed, plans
+from . import resume as resume_fit
 from .batches import compute_loss, forward, split, to_device
 from .callback import (
     CallbackList,
@@ -33,6 +34,7 @@ from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
 from .checks import (
     check_cbs,
+    check_fit_start,
     check_hypers,
     check_learner_args,
     check_metrics,
@@ -46,12 +48,13 @@ from .checks import (
 )
 from .evaluation import eval_batches, predictions
 from .hyper import build_optimizer, set_hypers
-from .interrupt import InterruptAfterStep
+from .interrupt import guarded, held_sigint
 from .layers import bn_param_ids, check_groups, freeze_groups, single_group
 from .prediction import item_ndim, predict
 from .preview import preview_call
 from .range_test import run_range_test
 from .recorder import Recorder
+from .training_state import plain_names
 
 
 def default_device() -> torch.device:
@@ -71,7 +74,7 @@ class Learner:
     def __init__(self, dls, model: nn.Module, loss_func=None, opt_func=partial(torch.optim.SGD, momentum=0.9),
                  lr=1e-3, splitter=None, cbs=None, metrics=(), wd=None, train_bn: bool = True, moms=(0.95, 0.85, 0.95),
                  device=None, progress=True, path=".", model_dir="models", n_inp=None):  # fmt: skip
-        loss_func = check_learner_args(dls, model, loss_func)
+        loss_func = check_learner_args(dls, model, loss_func, splitter)
         self.dls, self.loss_func, self.opt_func = dls, loss_func, opt_func
         self.splitter = splitter if splitter is not None else single_group
         self.layer_groups = check_groups(self.splitter(model), model)
@@ -89,7 +92,7 @@ class Learner:
         self.add_cbs([self.recorder, *guards] + ([self.progress] if progress else []) + cbs)
         self.xb = self.yb = self.pred = self.loss = None
         self.epoch, self.n_epoch, self.iter, self.n_iter, self.train_iter, self.total_iter = 0, 0, 0, 0, 0, 0
-        self.cycle_ends, self.in_step = [], False
+        self.cycle_ends, self.fit_call = [], None  # fit_call: the names a checkpoint keeps
         self.training, self.stepped, self.validated_this_epoch = False, False, False
 
     # ---- callbacks -----------------------------------------------------------------------------------
@@ -164,17 +167,14 @@ class Learner:
         kept as `learn.cycle_ends` for the callbacks that act at cycle ends (snapshots, averaging)."""
         n_iter = check_train_loader(self.dls.train)
         check_start_epoch(start_epoch, check_positive_int(n_epoch, "n_epoch"))
+        cbs = check_fit_start(self, cbs)  # every callback's check(learn), before anything changes
         self.opt = self.opt or self.create_opt()
         self.n_epoch, self.n_iter, self.start_epoch = n_epoch, n_iter, start_epoch
         self.total_iter, self.train_iter = n_epoch * n_iter, start_epoch * n_iter
         self.cycle_ends = [] if cycle_ends is None else list(cycle_ends)
         self.with_valid = with_valid and self.dls.valid is not None
-        with self.added_cbs(cbs), InterruptAfterStep(self):
-            try:
-                self._with_events(self._do_fit, "fit", CancelFitException)
-            finally:
-                self.callbacks.run_all("cleanup_fit", self)
-                self.xb = self.yb = self.pred = self.loss = None  # free the last batch's graph
+        with self.callbacks.fitting(self, cbs):  # cleanup_fit on every exit, Ctrl-C held (interrupt.py)
+            self._with_events(self._do_fit, "fit", CancelFitException)
 
     def _do_fit(self) -> None:
         for epoch in range(self.start_epoch, self.n_epoch):
@@ -213,11 +213,10 @@ class Learner:
         self._fire("after_loss")
 
     def _step(self) -> None:
-        self.in_step = True
-        self.opt.step() if self.scaler is None else self.scaler.step(self.opt)  # the scaler skips inf/NaN grads
-        self.stepped = True
-        self.train_iter += 1
-        self.in_step = False
+        with held_sigint():  # Ctrl-C waits for the whole step and its count
+            self.opt.step() if self.scaler is None else self.scaler.step(self.opt)  # the scaler skips inf/NaN grads
+            self.stepped = True
+            self.train_iter += 1
 
     def _run_validation(self, dl) -> None:
         self.training = False
@@ -236,7 +235,7 @@ class Learner:
     def fit(self, lr=None, n_cycle=1, cycle_len=None, cycle_mult=1, use_clr=None, use_clr_beta=None, **kwargs):
         """fastai 0.7 `fit`: `n_cycle` epochs at constant `lr`, or `n_cycle` cycles of `cycle_len * cycle_mult**c`
         epochs of SGDR (after 0.7's lr/100 warm-up), `use_clr=(div, cut_div)` or `use_clr_beta=(div, pct)`.
-        `kwargs`, for every fit form: `wd, cbs, cycle_save_name, best_save_name, start_epoch`."""
+        `kwargs`, for every fit form: `wd, cbs, cycle_save_name, best_save_name, start_epoch, resume`."""
         self._fit(plans.fit, (lr, n_cycle, cycle_len, cycle_mult, use_clr, use_clr_beta), **kwargs)
 
     def fit_one_cycle(self, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25, moms=None, **kwargs):
@@ -257,20 +256,29 @@ class Learner:
         return plans.PlanDefaults(self.n_groups, self.lr, self.moms, self.steps_per_epoch(check_cbs(cbs)))
 
     def _fit(self, plan, args, wd=None, cbs=None, cycle_save_name=None, best_save_name=None, start_epoch=0,
-             wds=None) -> None:  # fmt: skip
+             wds=None, resume=None) -> None:  # fmt: skip
         """What every fit form does: its plan's schedule, every check, the optimizer, then the loop."""
         schedule, wd = plan(self.plan_defaults(cbs), *args), wd_or_wds(wd, wds)  # `wds`: fastai 0.7's `wd`
         check_start_epoch(start_epoch, schedule.n_epoch)
         saving = tracking.save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends, self.dls.valid)
         cbs, wds = [ParamScheduler(schedule), *saving, *check_cbs(cbs)], check_wd(wd, self.n_groups)
+        check_fit_start(self, cbs)  # before the optimizer is built or any lr set
+        cbs, start_epoch = resume_fit.prepare(self, resume, cbs, start_epoch)  # the whole checkpoint checked first
+        self.fit_call = plain_names(cycle_save_name, best_save_name)
         self.opt = self.opt or self.create_opt()
         set_hypers(self.opt, schedule.lrs, wds)
         self.fit_epochs(schedule.n_epoch, cbs, start_epoch, cycle_ends=schedule.cycle_ends)
 
+    def resume(self, name, cbs=None) -> None:
+        """Go on with the fit a `save(name, with_state=True)` came from, exactly; pass that fit's `cbs` again."""
+        schedule, names = resume_fit.saved_fit(self, name)
+        self._fit(lambda defaults: schedule, (), cbs=cbs, resume=name, **names)
+
     def lr_find(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, linear=False, suggest_funcs=None,
-                show_plot=False):  # fmt: skip
-        """The range test, everything put back exactly afterwards; its suggestions with the curve (`.plot()`)."""
-        return run_range_test(self, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs, show_plot)
+                show_plot=False, n_repeats=1):  # fmt: skip
+        """The range test, everything put back exactly afterwards; its suggestions with the curve (`.plot()`),
+        read from `n_repeats` tests on other batch orders averaged, with the default's `suggestion_band`."""
+        return run_range_test(self, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs, show_plot, n_repeats)
 
     def preview(self, method, *args, plot: bool = False, **kwargs):
         """The lr and momentum per step that `learn.<method>(*args, **kwargs)` would set, as a DataFrame like
@@ -285,13 +293,13 @@ class Learner:
     def validate(self, dl=None) -> list[float]:
         """[valid_loss, *metrics] over `dl` (default the validation loader), with the validation events."""
         dl = check_valid_loader(self.dls.valid if dl is None else dl)
-        was_training = self.model.training
-        try:
+        with guarded(lambda: self.model.training, self._end_validate):  # the mode comes back, even on Ctrl-C
             self._run_validation(dl)
-        finally:
-            self.model.train(was_training)
-            self.xb = self.yb = self.pred = self.loss = None
         return list(self.recorder.last_valid)
+
+    def _end_validate(self, was_training: bool) -> None:
+        self.model.train(was_training)
+        self.xb = self.yb = self.pred = self.loss = None
 
     def get_preds(self, dl=None, with_input: bool = False):
         """(predictions, targets) over `dl` (default the validation loader), model in eval mode, no events."""
@@ -309,9 +317,9 @@ class Learner:
         return predict(self.model, x, self.device, item_ndim(self.dls.train))
 
     # ---- saving ------------------------------------------------------------------------------------------
-    def save(self, name: str, with_opt: bool = True) -> Path:  # to path/model_dir/<name>.pth; only rank 0 writes
-        return checkpoint.save(self, name, with_opt)
+    def save(self, name, with_opt: bool = True, with_state: bool = False) -> Path:  # path/model_dir/<name>.pth
+        return checkpoint.save(self, name, with_opt, with_state)  # with_state: all a resume needs; rank 0 writes
 
-    def load(self, name: str, with_opt: bool = True, strict: bool = True) -> Learner:  # weights_only=True
-        checkpoint.load(self, name, with_opt, strict)
+    def load(self, name, with_opt=True, strict=True, model_only=False) -> Learner:  # checked, weights_only=True
+        checkpoint.load(self, name, with_opt, strict, model_only)
         return self

@@ -14,7 +14,7 @@ from .checks import check_clr, check_cyclic, check_moms, check_number, check_pos
 from .schedules import Schedule
 
 # What a fit call takes besides its schedule's arguments (the Learner's `_fit` reads them).
-FIT_ARGS = ("wd", "wds", "cbs", "cycle_save_name", "best_save_name", "start_epoch")
+FIT_ARGS = ("wd", "wds", "cbs", "cycle_save_name", "best_save_name", "start_epoch", "resume")
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,9 @@ def nothing_to_draw(ax, why: str):
     return ax
 
 
-def plot_loss_vs_lr(lrs, losses, skip_start=10, skip_end=5, suggestions=None, ax=None, title=None):
-    """Smoothed loss against lr on a log axis, with suggested lrs marked (the first one, the default, distinct).
+def plot_loss_vs_lr(lrs, losses, skip_start=10, skip_end=5, suggestions=None, ax=None, title=None, band=None):
+    """Smoothed loss against lr on a log axis, with suggested lrs marked (the first one, the default, distinct)
+    and the default's spread `band=(low, high)` shaded.
 
     When the curve is shorter than the skips (an early stop), fewer points are skipped so that
     something is always drawn: the skips shrink in proportion, keeping at least one point.
@@ -66,8 +67,11 @@ def plot_loss_vs_lr(lrs, losses, skip_start=10, skip_end=5, suggestions=None, ax
     lrs, losses = list(lrs)[start : n - end], list(losses)[start : n - end]
     ax.plot(lrs, losses, color="C0")
     ax.set_xscale("log")
+    if band is not None and all(math.isfinite(b) and b > 0 for b in band):
+        ax.axvspan(*band, color="C3", alpha=0.12, label=f"default's spread: {band[0]:.2e} to {band[1]:.2e}")
     if suggestions:
         _mark_suggestions(ax, suggestions, lrs, losses)
+    if suggestions or band is not None:
         ax.legend(fontsize="small")
     return ax
 

@@ -9,31 +9,44 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 import pandas as pd
+import torch
 
 from . import plots, suggest
 from .callbacks.loss_check import NonFiniteLossCheck
 from .callbacks.lr_finder import LRFinderCallback, RangeTestStop
 from .callbacks.mixed_precision import MixedPrecision
 from .callbacks.progress import ProgressCallback
-from .checks import check_flag, check_positive_int, spread
+from .checks import check_fit_start, check_flag, check_positive_int, spread
 from .hyper import set_lrs
+from .interrupt import guarded
 from .schedules import sweep_schedule
 from .snapshot import TrainingSnapshot
 
 
 def run_range_test(
-    learn, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, linear=False, suggest_funcs=None, show_plot=False
+    learn,
+    start_lr=1e-7,
+    end_lr=10,
+    num_it=100,
+    stop_div=True,
+    linear=False,
+    suggest_funcs=None,
+    show_plot=False,
+    n_repeats=1,
 ):
     """Run the test on `learn` and return its suggestions (default first) with the recorded curve.
 
     Trains for `num_it` optimizer steps (`ceil(num_it / steps_per_epoch)` epochs), then restores everything
-    on every exit (a normal end, an early stop, an exception, Ctrl-C). The recorder keeps the trace too.
+    on every exit (a normal end, an early stop, an exception, Ctrl-C). With `n_repeats=k` it runs k tests from
+    the same start on k batch orders (torch's RNG reseeded for each after the first), and reads the
+    suggestions from their averaged curve (`suggest.average_curves`); the recorder keeps the last test's trace.
     """
     check_positive_int(num_it, "num_it", minimum=2)
+    check_positive_int(n_repeats, "n_repeats")
     start_lrs, end_lrs = range_ends(start_lr, end_lr, learn.n_groups)
     if any(s >= e for s, e in zip(start_lrs, end_lrs, strict=True)):
         raise ValueError(f"start_lr/end_lr: start_lr must be below end_lr in every group, got {start_lr!r}, {end_lr!r}")
@@ -46,32 +59,46 @@ def run_range_test(
     # not a mistake to warn about
     quiet = [cb for cb in learn.cbs if isinstance(cb, (ProgressCallback, NonFiniteLossCheck))]
     bars = [cb.sweep_bar(num_it) for cb in quiet if isinstance(cb, ProgressCallback)][:1]
-    cbs = [LRFinderCallback(schedule), RangeTestStop(num_it, stop_div), *bars]
+    cbs = check_fit_start(learn, [LRFinderCallback(schedule), RangeTestStop(num_it, stop_div), *bars])
 
-    snapshot = TrainingSnapshot(learn.model, learn.opt)
+    # snapshot and restore are critical sections: Ctrl-C waits for them (interrupt.guarded)
+    rec, curves = learn.recorder, []
     # GradScalers (float16 mixed precision): scale and growth tracker come back with everything else
     scalers = [(cb, cb.state_dict()) for cb in learn.cbs if isinstance(cb, MixedPrecision)]
-    try:
-        if learn.opt is None:
-            learn.create_opt()
-        set_lrs(learn.opt, start_lrs)
-        with learn.removed_cbs(quiet):
-            learn.fit_epochs(schedule.n_epoch, cbs, with_valid=False)
-    finally:
-        snapshot.restore()
-        for cb, state in scalers:
-            cb.load_state_dict(state)
-        learn.opt = snapshot.opt  # a learner that had no optimizer ends without one
-        del snapshot
+    restore = partial(restore_snapshot, learn, scalers=scalers)
+    with guarded(partial(TrainingSnapshot, learn.model, learn.opt), restore) as snapshot:
+        seed = int(torch.randint(2**31, ())) if n_repeats > 1 else 0  # drawn inside: the RNG is restored too
+        for repeat in range(n_repeats):
+            if repeat:  # the same start, another batch order
+                restore(snapshot)
+                torch.manual_seed(seed + repeat)
+            if learn.opt is None:
+                learn.create_opt()
+            set_lrs(learn.opt, start_lrs)
+            with learn.removed_cbs(quiet):
+                learn.fit_epochs(schedule.n_epoch, cbs, with_valid=False)
+            curves.append((list(rec.lrs), list(rec.losses)))
 
-    rec = learn.recorder
-    values = [func(rec.lrs, rec.smooth_losses) for func in funcs]
+    lrs, losses, smooth_losses = rec.lrs, rec.losses, rec.smooth_losses
+    if n_repeats > 1:
+        lrs, losses, smooth_losses = (list(map(float, a)) for a in suggest.average_curves(curves))
+    values = [func(lrs, smooth_losses) for func in funcs]
     rec.suggestions = {func.__name__: value for func, value in zip(funcs, values, strict=True)}
-    result = suggestion_result(funcs, values, rec.lrs, rec.losses, rec.smooth_losses)
+    result = suggestion_result(funcs, values, lrs, losses, smooth_losses)
+    result.suggestion_band = suggest.suggestion_band(funcs[0], curves, lrs, losses, smooth_losses)
     rec.lr_find_result = result  # `recorder.plot()` draws it, after later fits too
     if show_plot:
         result.plot()
     return result
+
+
+def restore_snapshot(learn, snapshot: TrainingSnapshot, scalers=()) -> None:
+    """Everything back as the snapshot found it; a learner that had no optimizer ends without one.
+    `scalers`: `(MixedPrecision callback, its state_dict())` pairs, their GradScalers put back too."""
+    snapshot.restore()
+    for cb, state in scalers:
+        cb.load_state_dict(state)
+    learn.opt = snapshot.opt
 
 
 def range_ends(start_lr, end_lr, n_groups: int) -> tuple[list[float], list[float]]:
@@ -118,6 +145,7 @@ class RangeTestCurve:
     lrs: list[float]
     losses: list[float]
     smooth_losses: list[float]
+    suggestion_band: tuple[float, float] | None = None  # the default's spread (`suggest.suggestion_band`)
 
     @property
     def suggestions(self) -> dict:
@@ -130,10 +158,10 @@ class RangeTestCurve:
         return pd.DataFrame({"iter": range(len(self.lrs)), **data})
 
     def plot(self, skip_start: int = 10, skip_end: int = 5, suggestions: bool = True, ax=None):
-        """Smoothed loss against lr (log x axis), the suggestions marked."""
-        marks = self.suggestions if suggestions else None
+        """Smoothed loss against lr (log x axis), the suggestions marked, the default's spread shaded."""
+        marks, band = (self.suggestions, self.suggestion_band) if suggestions else (None, None)
         title = f"range test, {len(self.lrs)} iterations"
-        return plots.plot_loss_vs_lr(self.lrs, self.smooth_losses, skip_start, skip_end, marks, ax=ax, title=title)
+        return plots.plot_loss_vs_lr(self.lrs, self.smooth_losses, skip_start, skip_end, marks, ax, title, band)
 
 
 @lru_cache(maxsize=64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -187,6 +188,23 @@ class Recorder(Callback):
         row["time"] = time.perf_counter() - self._epoch_start
         self.epochs.append(row)
         self.before_epoch(learn)  # the next epoch starts here should its before_epoch be cancelled early
+
+    # ---- state, for a full-state checkpoint ----------------------------------------------------------
+    _TRACES = ("iters", "iter_epochs", "losses", "smooth_losses", "lrs", "moms", "group_lrs", "epochs", "last_valid")
+
+    def state_dict(self) -> dict:
+        """The traces so far and the smoothing's running average, as plain data (lists, dicts, numbers)."""
+        state = {name: copy.deepcopy(getattr(self, name)) for name in self._TRACES}
+        return {**state, "metric_names": list(self.metric_names), "avg": self._avg, "n": self._n}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a `state_dict()` taken at an epoch's end; call it after `before_fit`, which resets."""
+        traces = {name: copy.deepcopy(state[name]) for name in self._TRACES}
+        avg, n, names = float(state["avg"]), int(state["n"]), list(state["metric_names"])
+        for name, value in traces.items():
+            setattr(self, name, value)
+        self._avg, self._n, self.metric_names = avg, n, names
+        self._epoch_losses_start = len(self.losses)
 
     # ---- views -------------------------------------------------------------------------------------
     def iter_df(self) -> pd.DataFrame:

@@ -4,7 +4,11 @@ Every function is a plain function of the two lists, so it works on any recorded
 short one (a test stopped after a few iterations): it returns its best answer, or NaN with a
 `SuggestionWarning`, never raises. The first and last points are skipped like `Recorder.plot` skips them
 (the debiased smoothed loss is noisy at first, the last points are the divergence), fewer when the curve
-is short.
+is short. The default, `cliff`, reads the raw losses, which it recovers exactly from the whole smoothed curve.
+
+Around the rules: `cliff_band` (the default's spread from the loss's noise), `average_curves` (several tests
+on other batch orders), `check_agreement` (a `SuggestionWarning` when picks disagree) and `suggestion_band` (what a
+range test reports as the default's spread).
 """
 
 from __future__ import annotations
@@ -13,6 +17,12 @@ import math
 import warnings
 
 import numpy as np
+
+# cliff's settings, fitted on every task, seed and batch order of benchmarks/suggest_quality.py at once (--fit)
+CLIFF_FACTOR, CLIFF_DIVISOR, CLIFF_NEAR, CLIFF_RISE, CLIFF_WINDOW = 3.0, 4.0, 0.3, 2.0, 3
+CLIFF_BAND_SCALE = 8.0  # cliff_band's width in standard errors: it then holds 2/3 of other batch orders' picks
+# Picks further apart than this cannot all be good: on every benchmark task, 2x off the best lr costs > 0.5 points.
+AGREE_FACTOR = 2.0
 
 
 class SuggestionWarning(UserWarning):
@@ -57,8 +67,8 @@ def halfway(lrs, smooth_losses, frac: float = 0.5) -> float:
     With `top` the highest smoothed loss before the minimum and `bottom` the minimum, the answer is where
     the curve last crosses `bottom + frac * (top - bottom)` on its way down (interpolated in log lr).
     Where the steepest point reads a noisy derivative, this reads a level, which smoothing keeps stable;
-    and it always lies before the minimum, on the falling part of the curve. It is lrcycle's default:
-    the best of these functions on `benchmarks/suggest_quality.py` (see the README's table).
+    and it always lies before the minimum, on the falling part of the curve. It was lrcycle's default until
+    the wider `benchmarks/suggest_quality.py` showed it lands low where the best lr sits near the break.
     """
     if not 0 < frac < 1:
         raise ValueError(f"frac: must be in (0, 1), got {frac!r}")
@@ -130,4 +140,258 @@ def lr_range(lrs, smooth_losses, frac: float = 0.1) -> tuple[float, float]:
     return (float(10 ** log_lrs[low]), float(10 ** log_lrs[max(high, low)]))
 
 
-DEFAULT_FUNCS = (halfway, minimum, steep, valley, lr_range)
+def divergence(lrs, smooth_losses, rise: float = 0.5, shift: float = 0.0) -> float:
+    """The lr at which the smoothed loss, past its lowest point, first climbs back above a level: `bottom +
+    rise * (top - bottom) + shift` (`top` the highest smoothed loss before the bottom), interpolated in log lr.
+
+    When it never climbs that far (the test stopped first, or ran out of lrs), the last finite point: the
+    training broke there or later.
+    """
+    if not rise > 0:
+        raise ValueError(f"rise: must be > 0, got {rise!r}")
+    log_lrs, losses = _curve(lrs, smooth_losses, skip_end=0)
+    if len(losses) < 2:
+        return _nan("divergence", "fewer than two finite points")
+    bottom_at = int(np.argmin(losses))
+    top, bottom = losses[: bottom_at + 1].max(), losses[bottom_at]
+    if bottom_at == 0 or not top > bottom:
+        return _nan("divergence", "the loss never falls")
+    level = bottom + rise * (top - bottom) + shift
+    over = np.nonzero(losses[bottom_at:] > level)[0]
+    if len(over) == 0:
+        return float(10 ** log_lrs[-1])
+    i = bottom_at + int(over[0])  # losses[i - 1] <= level < losses[i]
+    x0, x1, y0, y1 = log_lrs[i - 1], log_lrs[i], losses[i - 1], losses[i]
+    return float(10 ** (x0 + (x1 - x0) * (level - y0) / (y1 - y0)))
+
+
+def running_median(values, window: int) -> np.ndarray:
+    """The median of each point and its neighbours, `window` points centred on it (fewer at the ends): a
+    smoothing that does not trail the curve, unlike a moving average, and shrugs off single spikes."""
+    if not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window: must be a positive integer, got {window!r}")
+    values = np.asarray(values, dtype=float).ravel()
+    half = window // 2
+    return np.array([np.median(values[max(0, i - half) : i + half + 1]) for i in range(len(values))])
+
+
+def cliff(
+    lrs,
+    smooth_losses,
+    losses=None,
+    factor: float = CLIFF_FACTOR,
+    divisor: float = CLIFF_DIVISOR,
+    near: float = CLIFF_NEAR,
+    rise: float = CLIFF_RISE,
+    window: int = CLIFF_WINDOW,
+) -> float:
+    """lrcycle's default: `min(factor * fallen, broken / divisor)`, both read off the raw loss, not the lagging average.
+
+    The raw losses (`losses`, else recovered exactly from the whole smoothed curve by `unsmooth`) go through a
+    centred running median of `window` points. `fallen` is the first lr at which that curve is within `near` of
+    its fall (top to bottom) from its bottom, where the loss has done most of its falling; `broken` is where,
+    past the bottom, it climbs above `bottom + rise * fall` (`divergence`): training breaks there. A loss that
+    falls by less than 5% of its top has no `fallen`, and the answer is `broken / divisor`; points past 4x the
+    first loss are not read (`median_curve`: the weights are broken there). The recorder's
+    average trails the raw loss by about 1/(1 - 0.98) = 50 iterations, half a default test, which is why
+    the smoothed-curve rules land low; the constants were fitted on every task of
+    `benchmarks/suggest_quality.py` at once (README, "Suggestion quality").
+    """
+    _check_cliff(factor, divisor, near, rise)
+    lrs, median = median_curve(lrs, smooth_losses, losses, window)
+    pick = _cliff_pick(lrs, median, factor, divisor, near, rise)
+    return _nan("cliff", "no fall and climb in the loss") if math.isnan(pick) else pick
+
+
+def cliff_band(
+    lrs,
+    smooth_losses,
+    losses=None,
+    noise: float | None = None,
+    scale: float = CLIFF_BAND_SCALE,
+    factor: float = CLIFF_FACTOR,
+    divisor: float = CLIFF_DIVISOR,
+    near: float = CLIFF_NEAR,
+    rise: float = CLIFF_RISE,
+    window: int = CLIFF_WINDOW,
+) -> tuple[float, float]:
+    """(low, high) around `cliff` from one test: the lowest and highest `cliff` with each of its two levels moved
+    down or up by `scale` standard errors of the running median, `scale * noise * sqrt(pi / (2 * window))` (the
+    median of `window` normal draws); `noise` is the raw loss's (`loss_noise` of the losses up to the break)
+    when not given. The loss's noise alone moves the pick far less than another batch order does, so the
+    default `scale` is calibrated on the benchmark: the band holds about two thirds of the picks that other
+    batch orders give (README, "Suggestion quality")."""
+    _check_cliff(factor, divisor, near, rise)
+    if not scale >= 0:
+        raise ValueError(f"scale: must be >= 0, got {scale!r}")
+    lrs, median = median_curve(lrs, smooth_losses, losses, window)
+    if noise is None:
+        raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
+        broken = divergence_quiet(lrs, median, rise)
+        noise = (
+            loss_noise(raw[: int(np.searchsorted(lrs, broken, side="right"))]) if math.isfinite(broken) else math.nan
+        )
+    if not noise >= 0:
+        return (_nan("cliff_band", "no noise estimate"), math.nan)
+    err = scale * noise * math.sqrt(math.pi / (2 * window))
+    picks = [
+        _cliff_pick(lrs, median, factor, divisor, near, rise, fall_shift, break_shift)
+        for fall_shift in (-err, err)
+        for break_shift in (-err, err)
+    ]
+    if any(math.isnan(p) for p in picks):
+        return (_nan("cliff_band", "no fall and climb in the loss"), math.nan)
+    return (min(picks), max(picks))
+
+
+def _check_cliff(factor: float, divisor: float, near: float, rise: float) -> None:
+    for name, value in (("factor", factor), ("divisor", divisor), ("rise", rise)):
+        if not value > 0:
+            raise ValueError(f"{name}: must be > 0, got {value!r}")
+    if not 0 < near < 1:
+        raise ValueError(f"near: must be in (0, 1), got {near!r}")
+
+
+def _cliff_pick(lrs, median, factor, divisor, near, rise, fall_shift=0.0, break_shift=0.0) -> float:
+    """min(factor * fallen, broken / divisor) on the median curve, each level moved by its shift."""
+    broken = divergence_quiet(lrs, median, rise, break_shift)
+    if math.isnan(broken):
+        return math.nan
+    fallen = fallen_at(lrs, median, near, fall_shift)
+    return min(factor * fallen, broken / divisor) if math.isfinite(fallen) else broken / divisor
+
+
+def fallen_at(lrs, losses, near: float, shift: float = 0.0, min_drop: float = 0.05) -> float:
+    """The first lr at which the loss is at or below `bottom + near * (top - bottom) + shift`, interpolated in
+    log lr; NaN when it falls by less than `min_drop` of |top| (no fall to read)."""
+    log_lrs, losses = _curve(lrs, losses, skip_end=0)
+    if len(losses) < 2:
+        return math.nan
+    bottom_at = int(np.argmin(losses))
+    top, bottom = losses[: bottom_at + 1].max(), losses[bottom_at]
+    if bottom_at == 0 or not top - bottom >= min_drop * abs(top):
+        return math.nan
+    level = bottom + near * (top - bottom) + shift
+    i = int(np.argmax(losses[: bottom_at + 1] <= level))
+    if i == 0:
+        return float(10 ** log_lrs[0])
+    x0, x1, y0, y1 = log_lrs[i - 1], log_lrs[i], losses[i - 1], losses[i]
+    return float(10 ** (x0 + (x1 - x0) * (y0 - level) / (y0 - y1)))
+
+
+def divergence_quiet(lrs, losses, rise: float, shift: float = 0.0) -> float:
+    """`divergence` without its warning (the caller names itself in its own)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SuggestionWarning)
+        return divergence(lrs, losses, rise=rise, shift=shift)
+
+
+def median_curve(lrs, smooth_losses, losses, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(lrs, running median of the raw losses), ended at the first non-finite loss and at the first median
+    above 4x its first value (lr_find's stop_div factor): past that the weights are broken, and a loss that
+    swings between 0 and 10 there must not count as a bottom."""
+    raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
+    lrs = np.asarray(lrs, dtype=float).ravel()[: len(raw)]
+    raw = raw[: len(lrs)]
+    finite = np.isfinite(raw)
+    n = len(raw) if finite.all() else int(np.argmin(finite))
+    lrs, median = lrs[:n], running_median(raw[:n], window)
+    if n and median[0] > 0 and (median > 4 * median[0]).any():
+        n = int(np.argmax(median > 4 * median[0])) + 1  # the first broken point stays: it marks the break
+    return lrs[:n], median[:n]
+
+
+def smooth(losses, beta: float = 0.98) -> np.ndarray:
+    """The recorder's debiased moving average: `avg = beta*avg + (1-beta)*loss`, `avg / (1 - beta**n)` at n."""
+    if not 0 <= beta < 1:
+        raise ValueError(f"beta: must be in [0, 1), got {beta!r}")
+    losses = np.asarray(losses, dtype=float).ravel()
+    out, avg = np.empty(len(losses)), 0.0
+    for n, loss in enumerate(losses, start=1):
+        avg = beta * avg + (1 - beta) * loss
+        out[n - 1] = avg / (1 - beta**n)
+    return out
+
+
+def unsmooth(smooth_losses, beta: float = 0.98) -> np.ndarray:
+    """The raw losses behind a whole debiased moving average (from its first iteration), by inverting it:
+    `avg_n = smooth_n * (1 - beta**n)`, `loss_n = (avg_n - beta * avg_{n-1}) / (1 - beta)`."""
+    if not 0 <= beta < 1:
+        raise ValueError(f"beta: must be in [0, 1), got {beta!r}")
+    smoothed = np.asarray(smooth_losses, dtype=float).ravel()
+    avg = smoothed * (1 - beta ** np.arange(1, len(smoothed) + 1))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf past a divergence is nan, as it should be
+        return (avg - beta * np.concatenate([[0.0], avg[:-1]])) / (1 - beta)
+
+
+def average_curves(curves, beta: float = 0.98) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lrs, losses, smooth_losses) of several range tests over the same lrs (other batch orders): the mean raw
+    loss per iteration, smoothed as the recorder smooths, over the iterations every test reached with a finite
+    loss (the first test to diverge ends the average; averaging smoothed curves gives the same, by linearity).
+
+    `curves` is a sequence of `(lrs, losses)` pairs of raw losses.
+    """
+    pairs = [(np.asarray(lrs, dtype=float).ravel(), np.asarray(losses, dtype=float).ravel()) for lrs, losses in curves]
+    if not pairs:
+        raise ValueError("curves: expected at least one (lrs, losses) pair, got none")
+    for lrs, losses in pairs:
+        if len(lrs) != len(losses):
+            raise ValueError(f"curves: each pair needs as many lrs as losses, got {len(lrs)} and {len(losses)}")
+    n = min(len(lrs) for lrs, _ in pairs)
+    finite = np.all([np.isfinite(losses[:n]) for _, losses in pairs], axis=0)
+    n = int(np.argmin(finite)) if not finite.all() else n
+    lrs = pairs[0][0][:n]
+    if not all(np.allclose(other[:n], lrs, rtol=1e-9, atol=0) for other, _ in pairs):
+        raise ValueError("curves: the tests were run over different lrs; average only repeats of one test")
+    mean = np.mean([losses[:n] for _, losses in pairs], axis=0) if n else np.empty(0)
+    return lrs, mean, smooth(mean, beta)
+
+
+def loss_noise(losses) -> float:
+    """The raw loss's batch-to-batch noise (std): `1.4826 * median(|d - median(d)|) / sqrt(2)` over the first
+    differences `d` (a difference of two independent draws has twice the variance; the median keeps the
+    divergence's jumps and the slow trend out)."""
+    d = np.diff(np.asarray(losses, dtype=float).ravel())
+    d = d[np.isfinite(d)]
+    if len(d) == 0:
+        return math.nan
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2))
+
+
+def check_agreement(suggestions, factor: float = AGREE_FACTOR, what: str = "suggestions") -> float:
+    """max/min of the finite lrs among `suggestions` (a mapping or a sequence; pairs count both ends), with a
+    `SuggestionWarning` when it exceeds `factor`: the curve does not point at one lr."""
+    if not factor >= 1:
+        raise ValueError(f"factor: must be >= 1, got {factor!r}")
+    values = suggestions.values() if isinstance(suggestions, dict) else suggestions
+    flat = [v for value in values for v in (value if isinstance(value, (tuple, list)) else (value,))]
+    lrs = [float(v) for v in flat if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
+    if len(lrs) < 2:
+        return 1.0
+    ratio = max(lrs) / min(lrs)
+    if ratio > factor:
+        warnings.warn(
+            f"{what} disagree by {ratio:.1f}x (more than {factor:g}x): the range test does not point at one "
+            f"lr; try a short grid of fits from {min(lrs):.2g} to {max(lrs):.2g}",
+            SuggestionWarning,
+            stacklevel=2,
+        )
+    return ratio
+
+
+def suggestion_band(default, curves, lrs, losses, smooth_losses) -> tuple[float, float] | None:
+    """The default suggestion's spread: over several tests on other batch orders (`curves`, `(lrs, losses)` pairs),
+    the lowest and highest of their own picks, with a `SuggestionWarning` past `AGREE_FACTOR`; from a single
+    test of `cliff`, `cliff_band`; otherwise None (nothing to measure it by)."""
+    if len(curves) > 1:
+        picks = [default(c_lrs, smooth(c_losses)) for c_lrs, c_losses in curves]
+        finite = [p for p in picks if isinstance(p, float) and math.isfinite(p) and p > 0]
+        check_agreement(finite, what=f"{default.__name__} over {len(curves)} batch orders")
+        return (min(finite), max(finite)) if finite else None
+    if default is cliff:
+        return cliff_band(lrs, smooth_losses, losses)
+    return None
+
+
+DEFAULT_FUNCS = (cliff, halfway, minimum, steep, valley, lr_range)
+"""What lr_find suggests, the default first."""

@@ -25,7 +25,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lrcycle"
 # end the fit last.
 SEQUENCE = [
     "mixed_precision",
-    "interrupt",
     "loss_check",
     "accumulation",
     "guard",
@@ -39,6 +38,8 @@ SEQUENCE = [
     "tracker",
     "early_stopping",
     "nan",
+    "checkpoint",
+    "resume",
 ]
 
 

@@ -32,6 +32,14 @@ class GradientAccumulation(Callback):
         """Optimizer steps in an epoch of `n_batches` batches (read by the learner to plan cycles)."""
         return math.ceil(n_batches / self.n_batches)
 
+    def state_dict(self) -> dict:
+        return {"n_batches": self.n_batches}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Checks the state is this callback's: a resume with another group size would step differently."""
+        if state["n_batches"] != self.n_batches:
+            raise ValueError(f"n_batches: the checkpoint has {state['n_batches']}, this callback {self.n_batches}")
+
     def before_fit(self, learn) -> None:
         steps = self.steps_per_epoch(learn.n_iter)
         learn.total_iter = learn.n_epoch * steps

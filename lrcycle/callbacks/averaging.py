@@ -39,9 +39,12 @@ class CycleAverage(Callback):
         self.start_cycle = check_positive_int(start_cycle, "start_cycle", minimum=0)
         self.keep = keep
 
-    def before_fit(self, learn) -> None:
+    def check(self, learn) -> None:
+        """Before anything changes: `keep='best'` compares validation losses, so it needs validation data."""
         if self.keep == "best" and learn.dls.valid is None:
             raise ValueError("keep='best' needs validation data; give DataLoaders a valid loader")
+
+    def before_fit(self, learn) -> None:
         self._ends = learn.cycle_ends if self.cycle_ends is None else self.cycle_ends
         self.averaged = AveragedModel(unwrap(learn.model))
         self.n_averaged, self.valid_losses, self.kept = 0, {}, None
@@ -51,6 +54,16 @@ class CycleAverage(Callback):
         if done in self._ends and self._ends.index(done) >= self.start_cycle:
             self.averaged.update_parameters(unwrap(learn.model))
             self.n_averaged += 1
+
+    def state_dict(self) -> dict:
+        """The running average (the averaged model's tensors) and how many snapshots are in it."""
+        return {"averaged": self.averaged.state_dict(), "n_averaged": self.n_averaged}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue a fit's average from a `state_dict()`; call it after `before_fit`, which starts it afresh."""
+        n_averaged = check_positive_int(state["n_averaged"], "n_averaged", minimum=0)
+        self.averaged.load_state_dict(state["averaged"])
+        self.n_averaged = n_averaged
 
     def after_fit(self, learn) -> None:
         if self.n_averaged == 0:

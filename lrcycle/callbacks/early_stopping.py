@@ -37,6 +37,15 @@ class EarlyStoppingCallback(TrackerCallback):
                 print(f"Early stop after epoch {learn.epoch}: best {self.monitor} at epoch {self.best_epoch}")
             raise CancelFitException
 
+    def state_dict(self) -> dict:
+        """The tracker's best, and the epochs waited so far (plain data, for a full-state checkpoint)."""
+        return {**super().state_dict(), "wait": self.wait, "stopped_epoch": self.stopped_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        wait, stopped_epoch = check_positive_int(state["wait"], "wait", minimum=0), state["stopped_epoch"]
+        super().load_state_dict(state)
+        self.wait, self.stopped_epoch = wait, stopped_epoch
+
 
 class TerminateOnNaNCallback(Callback):
     """Ends the fit at the first training loss that is NaN or infinite, before its backward pass and step,

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
 from ..callback import ORDER, Callback
+from ..checkpoint import derived_name
+from ..checks import check_name
 from ..distributed import group_active
 from ..recorder import metric_name
-
-
-def _check_name(name, arg: str) -> str:
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{arg}: expected a non-empty file name (str), got {name!r}")
-    return name
 
 
 class TrackerCallback(Callback):
@@ -37,10 +34,13 @@ class TrackerCallback(Callback):
             mode = "min" if "loss" in monitor or "error" in monitor else "max"
         self.monitor, self.mode, self.min_delta = monitor, mode, float(min_delta)
 
-    def before_fit(self, learn) -> None:
+    def check(self, learn) -> None:
+        """Before anything changes: the monitored name must be an epoch column of this learner."""
         columns = ["train_loss", "valid_loss", *(metric_name(m) for m in learn.metrics)]
         if self.monitor not in columns:
             raise ValueError(f"monitor: {self.monitor!r} is not an epoch column; choose one of {columns}")
+
+    def before_fit(self, learn) -> None:
         self.active = self.monitor == "train_loss" or learn.with_valid
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = None
@@ -54,6 +54,15 @@ class TrackerCallback(Callback):
         if better:
             self.best, self.best_epoch = value, learn.epoch
         return better
+
+    def state_dict(self) -> dict:
+        """The best value so far and its epoch (plain data, for a full-state checkpoint)."""
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a `state_dict()`; call it after `before_fit`, which starts the best afresh."""
+        best, best_epoch = float(state["best"]), state["best_epoch"]
+        self.best, self.best_epoch = best, best_epoch
 
 
 class SaveModelCallback(TrackerCallback):
@@ -72,7 +81,7 @@ class SaveModelCallback(TrackerCallback):
         load_at_end: bool = False,
     ):
         super().__init__(monitor, mode, min_delta)
-        self.name, self.with_opt, self.load_at_end = _check_name(name, "name"), with_opt, load_at_end
+        self.name, self.with_opt, self.load_at_end = check_name(name, "name"), with_opt, load_at_end
 
     def after_epoch(self, learn) -> None:
         if self.improved(learn):
@@ -94,7 +103,7 @@ class CycleSnapshotCallback(Callback):
     order = ORDER["tracker"]
 
     def __init__(self, name: str, cycle_ends=None, with_opt: bool = True):
-        self.name, self.with_opt = _check_name(name, "cycle_save_name"), with_opt
+        self.name, self.with_opt = check_name(name, "cycle_save_name"), with_opt
         self.cycle_ends = None if cycle_ends is None else list(cycle_ends)
 
     def before_fit(self, learn) -> None:
@@ -104,7 +113,14 @@ class CycleSnapshotCallback(Callback):
     def after_epoch(self, learn) -> None:
         if learn.epoch + 1 in self._ends:
             cycle = self._ends.index(learn.epoch + 1)
-            self.saved.append(learn.save(f"{self.name}_cyc_{cycle}", with_opt=self.with_opt))
+            self.saved.append(learn.save(derived_name(self.name, f"_cyc_{cycle}"), with_opt=self.with_opt))
+
+    def state_dict(self) -> dict:
+        """The files saved so far in this fit, as strings (plain data, for a full-state checkpoint)."""
+        return {"saved": [str(file) for file in self.saved]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.saved = [Path(file) for file in state["saved"]]
 
 
 def save_callbacks(cycle_save_name, best_save_name, cycle_ends, valid_dl) -> list:
@@ -116,5 +132,5 @@ def save_callbacks(cycle_save_name, best_save_name, cycle_ends, valid_dl) -> lis
     if cycle_save_name is not None:
         cbs.append(CycleSnapshotCallback(cycle_save_name, cycle_ends))
     if best_save_name is not None:
-        cbs.append(SaveModelCallback(_check_name(best_save_name, "best_save_name")))
+        cbs.append(SaveModelCallback(check_name(best_save_name, "best_save_name")))
     return cbs
