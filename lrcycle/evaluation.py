@@ -31,8 +31,8 @@ def eval_batches(model: nn.Module, dl: Iterable, device: torch.device):
 
     Inside the block the model is in eval mode and gradients are off; `batches` yields `dl`'s batches, every
     tensor in them moved to `device`. The model's previous train/eval mode and the grad mode come back on
-    every exit (the end, a `break`, an exception, Ctrl-C): switching both ways is a critical section (`interrupt.guarded`),
-    so Ctrl-C can never leave gradients off for the rest of the process.
+    every exit (the end, a `break`, an exception, Ctrl-C): switching both ways is a critical section
+    (`interrupt.guarded`), so Ctrl-C can never leave gradients off for the rest of the process.
     """
     return guarded(partial(_start_eval, model, dl, device), _end_eval)
 
