@@ -1,6 +1,8 @@
 """What does the range test cost beyond the training it does? And does memory grow when it is repeated?
 
-Times `learn.lr_find(num_it=100, stop_div=False)` (snapshot, restore and suggestions included) against
+Times `learn.lr_find(num_it=100, stop_div=False)` and `lrcycle.range_test(model, optimizer, loss_func,
+train_loader, num_it=100, stop_div=False)` (on a copy of the model and optimizer: a light Learner built
+around them at every call, snapshot, restore and suggestions included) against
 100 raw PyTorch training steps (forward, loss, backward, step, zero_grad) of a copy of the same model
 with the same optimizer over the same data loader, interleaved, several times: the median ratio is
 printed. When torch-lr-finder is installed (`pip install -e '.[bench]'`), its
@@ -9,6 +11,9 @@ is timed in the same interleaved repeats, from a copy of the same model and opti
 says whether model parameters and buffers, optimizer state and the torch RNG state are bitwise what they
 were before each range test. Then 20 range tests in a row, with the process's resident memory and the
 Python heap (tracemalloc) after each, to show that nothing accumulates.
+
+Times are this process's CPU time (`--clock wall` for wall time): with one torch thread, CPU time is what the
+work costs, and other jobs on a shared machine disturb it much less than the wall clock.
 
     python benchmarks/lr_find_cost.py            # 15 interleaved repeats per model
     python benchmarks/lr_find_cost.py --quick    # 3 repeats, 5 repeated tests
@@ -30,7 +35,7 @@ from functools import partial
 import psutil
 import torch
 
-from lrcycle import Learner, digits, digits_cnn, digits_mlp
+from lrcycle import Learner, digits, digits_cnn, digits_mlp, range_test
 
 NUM_IT = 100
 START_LR, END_LR = 1e-7, 10
@@ -110,19 +115,29 @@ def raw_steps(model, loss_func, train_dl, n_steps: int, lr: float = 1e-3) -> Non
                 break
 
 
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+clock = CLOCKS["cpu"]
+
+
 def time_it(fn) -> float:
-    start = time.perf_counter()
+    """Seconds `fn` takes on `clock`: this process's CPU time by default (one torch thread, so other jobs on a
+    shared machine count far less than in wall time), or wall time with `--clock wall`."""
+    start = clock()
     fn()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def cost_ratio(name: str, make_model, repeats: int, lr_finder_cls=None) -> None:
     learn = learner_in_use(make_model)
     dls = learn.dls
     raw_model = copy.deepcopy(learn.model)
+    own_model, own_opt = copy_model_and_opt(learn)
     runs = {
         "raw": lambda: raw_steps(raw_model, learn.loss_func, dls.train, NUM_IT),
-        "lrcycle": lambda: learn.lr_find(start_lr=START_LR, end_lr=END_LR, num_it=NUM_IT, stop_div=False),
+        "lr_find": lambda: learn.lr_find(start_lr=START_LR, end_lr=END_LR, num_it=NUM_IT, stop_div=False),
+        "range_test": lambda: range_test(
+            own_model, own_opt, learn.loss_func, dls.train, START_LR, END_LR, num_it=NUM_IT, stop_div=False
+        ),
     }
     if lr_finder_cls is not None:
         their_model, their_opt = copy_model_and_opt(learn)
@@ -154,6 +169,10 @@ def restored_state(make_model, lr_finder_cls) -> None:
     before = state_of(learn.model, learn.opt)
     learn.lr_find(start_lr=START_LR, end_lr=END_LR, num_it=NUM_IT, stop_div=False)
     cases["lrcycle lr_find"] = (before, state_of(learn.model, learn.opt))
+    model, opt = copy_model_and_opt(learn)
+    before = state_of(model, opt)
+    range_test(model, opt, learn.loss_func, learn.dls.train, START_LR, END_LR, num_it=NUM_IT, stop_div=False)
+    cases["lrcycle range_test"] = (before, state_of(model, opt))
     for reset in (False, True):
         model, opt = copy_model_and_opt(learn)
         before = state_of(model, opt)
@@ -206,12 +225,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--clock", choices=list(CLOCKS), default="cpu", help="CPU time of this process, or wall time")
     args = parser.parse_args()
+    global clock
+    clock = CLOCKS[args.clock]
     torch.set_num_threads(1)
     repeats = args.repeats or (3 if args.quick else 15)
     start = time.perf_counter()
     lr_finder_cls = load_lr_finder()
-    print(f"lr_find(num_it={NUM_IT}, stop_div=False) against {NUM_IT} raw steps, digits (23 batches of 64):")
+    print(f"lr_find / range_test (num_it={NUM_IT}, stop_div=False) against {NUM_IT} raw steps, digits (23 batches")
+    print(f"of 64), {args.clock} time:")
     if lr_finder_cls is None:
         print("(torch-lr-finder column skipped: not installed; pip install -e '.[bench]')")
     cost_ratio("digits MLP", digits_mlp, repeats, lr_finder_cls)

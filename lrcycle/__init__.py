@@ -32,7 +32,9 @@ from .learner import Learner
 from .metrics import accuracy, error_rate
 from .models import digits_cnn, digits_mlp
 from .plots import NothingToPlotWarning, plot_schedule
+from .range_test import range_test
 from .recorder import Recorder
+from .scheduler import scheduler
 from .transfer import transfer_learner
 
 __all__ = [
@@ -72,6 +74,8 @@ __all__ = [
     "plot_schedule",
     "resnet_splitter",
     "plans",
+    "range_test",
+    "scheduler",
     "schedules",
     "sequential_head_splitter",
     "sequential_splitter",

@@ -11,6 +11,7 @@ ORDER = {
     "mixed_precision": -1100,
     "loss_check": -30,
     "accumulation": -20,
+    "grad_scaler": -19,
     "guard": -10,
     "clip": -5,
     "finder": 0,
@@ -32,6 +33,8 @@ ORDER = {
 - `loss_check`: a loss that is not a scalar tensor is an error before anything reads it; a non-finite loss
   warns at the end of the fit.
 - `accumulation`: gradient accumulation sets the step counts and skips steps before anyone reads them.
+- `grad_scaler`: a GradScaler scales the (already divided) loss, unscales the summed gradients and skips
+  an overflowing step before any other `before_step` hook sees the gradients.
 - `guard`: copies the buffers once the fit's starting step is known, to put them back should the fit fail
   before its first step.
 - `clip`: gradient clipping, after accumulation has cancelled the steps of unfinished groups, before any other

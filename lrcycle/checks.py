@@ -15,12 +15,15 @@ import numpy as np
 import torch
 
 from .callback import check_callback
+from .layers import check_groups, single_group
 
 
-def check_learner_args(dls, model, loss_func, splitter=None):
-    """`Learner(dls, model, loss_func, splitter=...)`: the loss function to use (`dls.loss_func` when none is
-    given). None when neither gives one: the loss is then the model output's own `loss` (Hugging Face models
-    with labels in the batch); a batch whose output has none is a ValueError at its first forward pass."""
+def check_learner_args(dls, model, loss_func, splitter=None, opt_func=None):
+    """`Learner(dls, model, loss_func, splitter=..., opt_func=...)`: the loss function to use (`dls.loss_func`
+    when none is given). None when neither gives one: the loss is then the model output's own `loss` (Hugging
+    Face models with labels in the batch); a batch whose output has none is a ValueError at its first forward."""
+    if opt_func is not None:
+        check_opt_func(opt_func)
     if splitter is not None and not callable(splitter):
         raise TypeError(
             f"splitter: expected a function model -> list of parameter groups (e.g. lrcycle.sequential_splitter), "
@@ -290,3 +293,51 @@ def _check_positive(v, name: str) -> float:
     if not math.isfinite(v) or v <= 0:
         raise ValueError(f"{name}: every value must be finite and > 0, got {v!r}")
     return float(v)
+
+
+def check_opt_func(opt_func) -> None:
+    """`opt_func` is a factory (`torch.optim.AdamW`, a partial); an optimizer already built belongs in `opt=`."""
+    if isinstance(opt_func, torch.optim.Optimizer):
+        raise TypeError(
+            f"opt_func: got an optimizer instance ({type(opt_func).__name__}); opt_func builds one from param "
+            "groups (e.g. torch.optim.AdamW or partial(torch.optim.SGD, momentum=0.9)). To train with an "
+            "optimizer you already have, pass it as Learner(..., opt=optimizer)"
+        )
+    if not callable(opt_func):
+        raise TypeError(f"opt_func: expected an optimizer factory (callable), got {type(opt_func).__name__}")
+
+
+def learner_layer_groups(model, splitter, opt) -> list[list]:
+    """The Learner's layer groups: the splitter's (default: one group), or with `opt=` the optimizer's."""
+    if opt is None:
+        return check_groups((splitter or single_group)(model), model)
+    return opt_layer_groups(opt, None if splitter is None else check_groups(splitter(model), model), model)
+
+
+def opt_layer_groups(opt, splitter_groups, model) -> list[list]:
+    """`Learner(..., opt=optimizer)`: its param groups are the layer groups. A splitter, when also given, must
+    give the same groups (same count, the same parameters in each); a ValueError names the first difference.
+    Model parameters outside the optimizer are allowed (the user's optimizer does not train them)."""
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise TypeError(f"opt: expected a torch.optim.Optimizer instance, got {type(opt).__name__}")
+    groups = [list(g["params"]) for g in opt.param_groups]
+    model_ids = {id(p) for p in model.parameters()}
+    outside = sum(id(p) not in model_ids for g in groups for p in g)
+    if outside:
+        raise ValueError(f"opt: {outside} of the optimizer's parameters are not parameters of the model")
+    if splitter_groups is None:
+        return groups
+    split = [list(g) for g in splitter_groups]
+    if len(split) != len(groups):
+        raise ValueError(
+            f"opt/splitter: the splitter gives {len(split)} layer groups but the optimizer has {len(groups)} param "
+            "groups; give one of them, or build the optimizer with one param group per layer group"
+        )
+    for g, (a, b) in enumerate(zip(split, groups)):
+        if [id(p) for p in a] != [id(p) for p in b]:
+            raise ValueError(
+                f"opt/splitter: layer group {g} differs: the splitter puts {len(a)} parameters in it, the "
+                f"optimizer's param group {g} holds {len(b)} ({len({id(p) for p in a} ^ {id(p) for p in b})} "
+                "parameters in only one of them, or the same ones in another order)"
+            )
+    return groups

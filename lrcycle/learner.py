@@ -44,12 +44,13 @@ from .checks import (
     check_train_loader,
     check_valid_loader,
     check_wd,
+    learner_layer_groups,
     wd_or_wds,
 )
 from .evaluation import eval_batches, predictions
 from .hyper import build_optimizer, set_hypers
 from .interrupt import guarded, held_sigint
-from .layers import bn_param_ids, check_groups, freeze_groups, single_group
+from .layers import bn_param_ids, freeze_groups, single_group
 from .prediction import item_ndim, predict
 from .preview import preview_call
 from .range_test import run_range_test
@@ -73,18 +74,18 @@ class Learner:
 
     def __init__(self, dls, model: nn.Module, loss_func=None, opt_func=partial(torch.optim.SGD, momentum=0.9),
                  lr=1e-3, splitter=None, cbs=None, metrics=(), wd=None, train_bn: bool = True, moms=(0.95, 0.85, 0.95),
-                 device=None, progress=True, path=".", model_dir="models", n_inp=None):  # fmt: skip
-        loss_func = check_learner_args(dls, model, loss_func, splitter)
+                 device=None, progress=True, path=".", model_dir="models", opt=None, n_inp=None):  # fmt: skip
+        loss_func = check_learner_args(dls, model, loss_func, splitter, opt_func)
         self.dls, self.loss_func, self.opt_func = dls, loss_func, opt_func
         self.splitter = splitter if splitter is not None else single_group
-        self.layer_groups = check_groups(self.splitter(model), model)
+        self.layer_groups = learner_layer_groups(model, splitter, opt)  # with `opt`: its param groups
         self.lr, self.wd, self.train_bn, self.moms = lr, wd, train_bn, check_hypers(lr, wd, moms, self.n_groups)
         cbs, self.metrics, self.n_inp = check_cbs(cbs), check_metrics(metrics), check_n_inp(n_inp)
         # moved only once every argument checked out (Module.to keeps the same Parameter objects)
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device)
         self.path, self.model_dir = Path(path), model_dir
-        self.opt, self.scaler, self.autocast = None, None, nullcontext()  # the last two: MixedPrecision's
+        self.opt, self.scaler, self.autocast = opt, None, nullcontext()  # opt None: built at the first fit
         self.recorder = self.sched = Recorder()  # `sched`: the name fastai 0.7 notebooks use
         self.progress = ProgressCallback() if progress else None
         self.callbacks = CallbackList()

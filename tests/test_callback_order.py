@@ -10,6 +10,7 @@ from lrcycle.callbacks.accumulate import GradientAccumulation
 from lrcycle.callbacks.averaging import CycleAverage
 from lrcycle.callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from lrcycle.callbacks.first_step_guard import FirstStepGuard
+from lrcycle.callbacks.grad_scaler import GradScalerStep
 from lrcycle.callbacks.gradient_clip import GradientClip
 from lrcycle.callbacks.loss_check import NonFiniteLossCheck, ScalarLossCheck
 from lrcycle.callbacks.mixed_precision import MixedPrecision
@@ -27,6 +28,7 @@ SEQUENCE = [
     "mixed_precision",
     "loss_check",
     "accumulation",
+    "grad_scaler",
     "guard",
     "clip",
     "finder",
@@ -57,6 +59,7 @@ def test_the_table_lists_the_slots_in_the_order_they_run():
         (ScalarLossCheck, "loss_check"),
         (NonFiniteLossCheck, "loss_check"),
         (GradientAccumulation, "accumulation"),
+        (GradScalerStep, "grad_scaler"),
         (FirstStepGuard, "guard"),
         (GradientClip, "clip"),
         (DistributedCallback, "distributed"),
