@@ -1,118 +1,245 @@
-"""Epochs to reach a target validation accuracy on the digits CNN (with BatchNorm), per lr schedule.
+"""Which schedule should I use? Twelve schedules side by side at equal budgets on three small tasks.
 
-For each schedule: pick its best lr from a small grid on seed 0 (fewest epochs to the target), then run
-seeds 0, 1, 2 at that lr. Schedules that do not depend on the length of the fit (constant, SGDR, the
-use_clr cycles, triangular with a fixed step size) are read off one run, checked after every epoch and
-stopped when the target is reached. One-cycle depends on its budget, so a budget of b epochs is its own
-fit of b epochs, judged at its end; the answer is the smallest b that reaches the target.
+Tasks (nothing downloaded): `digits` (the digits BN-CNN, 1,437 training images), `mnist1d` (MNIST-1D
+generated locally by the `mnist1d` package: 4,000 training signals, a small 1-D CNN without BatchNorm) and
+`small` (300 digits training images, BN-CNN of width 8). Schedules: constant, SGDR with 0.7's warm-up,
+`use_clr=(32,5)` and `(10,10)` (one cycle over the budget, 0.7's usage), triangular with 2 cycles, one-cycle,
+flat_cos, WSD with linear and 1-sqrt decay, linear decay to zero (all SGD with momentum 0.9) and the
+schedule-free AdamW and SGD optimizers at a constant lr (their own 5% warm-up).
 
-    python benchmarks/schedules_quality.py            # full: 4 lrs, 3 seeds, up to 30 epochs
-    python benchmarks/schedules_quality.py --quick    # 2 lrs, 1 seed, up to 12 epochs
+For each task, schedule, budget (`BUDGETS`: short and long, in epochs) and lr of a log grid, every seed is one fit; a
+schedule's lr is the grid lr with the best mean final validation accuracy over the seeds, and the table
+reports mean ± standard deviation over the seeds at that lr, the epochs the long run took to first reach
+the task's target accuracy, and the long-budget accuracy at `lr_find`'s default suggestion (a range test
+with that schedule's optimizer and seed) against the grid-best. Every fit's per-epoch accuracies are cached
+in `benchmarks/.cache/` (gitignored), so a rerun only prints; `--fresh` ignores the cache.
+
+    python benchmarks/schedules_quality.py            # full: 3 tasks, 3 seeds, 3 lrs a schedule (~30 min, one core)
+    python benchmarks/schedules_quality.py --quick    # small task only, 2 seeds, 2 lrs (~1 min)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import statistics
+import sys
 import time
+from functools import partial
+from pathlib import Path
 
 import torch
+from torch import nn
 
-from lrcycle import Callback, CancelFitException, Learner, accuracy, digits, digits_cnn
+from lrcycle import DataLoaders, Learner, accuracy, digits, digits_cnn
 
-
-class StopAtTarget(Callback):
-    """Ends the fit at the first epoch whose validation accuracy reaches `target`, or after `max_epochs`."""
-
-    order = 70  # after the Recorder has the epoch's validation results
-
-    def __init__(self, target: float, max_epochs: int):
-        self.target, self.max_epochs, self.reached = target, max_epochs, None
-
-    def after_epoch(self, learn):
-        if learn.recorder.epochs[-1]["accuracy"] >= self.target:
-            self.reached = learn.epoch + 1
-            raise CancelFitException
-        if learn.epoch + 1 >= self.max_epochs:
-            raise CancelFitException
+CACHE = Path(__file__).resolve().parent / ".cache" / "schedules_quality.json"
+GRIDS = {"sgd": [0.05, 0.2, 0.8], "sf_adamw": [0.002, 0.008, 0.032], "sf_sgd": [0.2, 0.8, 3.2]}  # factors of 4
+BUDGETS = {"digits": (3, 7), "mnist1d": (7, 15), "small": (3, 7)}  # (short, long) epochs
+TARGETS = {"digits": 0.97, "mnist1d": 0.80, "small": 0.90}
 
 
-def long_run_schedules(n_iter: int, max_epochs: int) -> dict:
-    """Schedules read off one run: name -> fit(learn, lr, cbs)."""
-    n_sgdr = next(c for c in range(1, 10) if 2**c - 1 >= max_epochs)  # cycles of 1, 2, 4, ... epochs
-    return {
-        "constant": lambda learn, lr, cbs: learn.fit(lr, max_epochs, cbs=cbs),
-        "SGDR (cycle_len=1, cycle_mult=2)": lambda learn, lr, cbs: learn.fit(
-            lr, n_sgdr, cycle_len=1, cycle_mult=2, cbs=cbs
-        ),
-        "use_clr=(10,10), cycle_len=1": lambda learn, lr, cbs: learn.fit(
-            lr, max_epochs, cycle_len=1, use_clr=(10, 10), cbs=cbs
-        ),
-        "use_clr=(32,5), cycle_len=1": lambda learn, lr, cbs: learn.fit(
-            lr, max_epochs, cycle_len=1, use_clr=(32, 5), cbs=cbs
-        ),
-        "triangular (step 2 epochs)": lambda learn, lr, cbs: learn.fit_cyclic(
-            max_epochs, lr, step_size=2 * n_iter, cbs=cbs
-        ),
-    }
+# ---- tasks -----------------------------------------------------------------------------------------------
+def mnist1d_loaders(bs: int = 128) -> DataLoaders:
+    """MNIST-1D (Greydanus 2020) built from its templates by `mnist1d.data.make_dataset` (never downloaded):
+    4,000 training and 1,000 validation signals of length 40, 10 classes."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    data = make_dataset(get_dataset_args())
+    as_x = lambda a: torch.tensor(a, dtype=torch.float32).unsqueeze(1)
+    as_y = lambda a: torch.tensor(a, dtype=torch.int64)
+    x, y, x_valid, y_valid = as_x(data["x"]), as_y(data["y"]), as_x(data["x_test"]), as_y(data["y_test"])
+    return DataLoaders.from_tensors(x, y, x_valid, y_valid, bs=bs, loss_func=nn.CrossEntropyLoss())
 
 
-def make_learner(dls, seed: int) -> Learner:
+def mnist1d_cnn(channels: int = 16) -> nn.Sequential:
+    """A 1-D CNN for MNIST-1D signals of length 40: three strided convolutions, then a linear head."""
+    c = channels
+    return nn.Sequential(
+        nn.Conv1d(1, c, 5, padding=2), nn.ReLU(),
+        nn.Conv1d(c, c, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv1d(c, c, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(c * 10, 10),
+    )  # fmt: skip
+
+
+TASKS = {
+    "digits": lambda: (digits(bs=64), lambda: digits_cnn(bn=True)),
+    "mnist1d": lambda: (mnist1d_loaders(), mnist1d_cnn),
+    "small": lambda: (digits(bs=32, n_train=300), lambda: digits_cnn(bn=True, width=8)),
+}
+
+
+def make_tasks(names=tuple(TASKS)) -> dict:
+    """name -> (loaders, model maker), each task's data built once."""
+    return {name: TASKS[name]() for name in names}
+
+
+# ---- schedules: name -> (optimizer kind, fit(learn, lr, budget)) -----------------------------------------
+def sgdr_cycles(budget: int) -> int:
+    """Cycles of 1, 2, 4, ... epochs filling `budget` = 2**n - 1 epochs (7 and 15 here)."""
+    n = round(math.log2(budget + 1))
+    if 2**n - 1 != budget:
+        raise ValueError(f"budget: SGDR with cycle_mult=2 needs 2**n - 1 epochs, got {budget}")
+    return n
+
+
+SCHEDULES = {
+    "constant": ("sgd", lambda learn, lr, b: learn.fit(lr, b)),
+    "SGDR (1,2,4..; 0.7 warm-up)": (
+        "sgd",
+        lambda learn, lr, b: learn.fit(lr, sgdr_cycles(b), cycle_len=1, cycle_mult=2),
+    ),
+    "use_clr=(32,5)": ("sgd", lambda learn, lr, b: learn.fit(lr, 1, cycle_len=b, use_clr=(32, 5))),
+    "use_clr=(10,10)": ("sgd", lambda learn, lr, b: learn.fit(lr, 1, cycle_len=b, use_clr=(10, 10))),
+    "triangular, 2 cycles": ("sgd", lambda learn, lr, b: learn.fit_cyclic(b, lr, n_cycles=2)),
+    "one-cycle": ("sgd", lambda learn, lr, b: learn.fit_one_cycle(b, lr)),
+    "flat_cos": ("sgd", lambda learn, lr, b: learn.fit_flat_cos(b, lr)),
+    "WSD linear": ("sgd", lambda learn, lr, b: learn.fit_wsd(b, lr, decay_shape="linear")),
+    "WSD 1-sqrt": ("sgd", lambda learn, lr, b: learn.fit_wsd(b, lr)),
+    "linear to zero": (
+        "sgd",
+        lambda learn, lr, b: learn.fit_wsd(b, lr, warmup=0.05, decay=0.95, decay_shape="linear", div_final=math.inf),
+    ),
+    "schedule-free AdamW": ("sf_adamw", lambda learn, lr, b: learn.fit(lr, b)),
+    "schedule-free SGD": ("sf_sgd", lambda learn, lr, b: learn.fit(lr, b)),
+}
+
+
+def opt_func(kind: str, total_steps: int):
+    """SGD with momentum 0.9, or a schedule-free optimizer warming up over 5% of the fit."""
+    if kind == "sgd":
+        return partial(torch.optim.SGD, momentum=0.9)
+    import schedulefree
+
+    warmup = max(1, total_steps // 20)
+    if kind == "sf_adamw":
+        return partial(schedulefree.AdamWScheduleFree, warmup_steps=warmup)
+    return partial(schedulefree.SGDScheduleFree, momentum=0.9, warmup_steps=warmup)
+
+
+def make_learner(task, kind: str, budget: int, seed: int) -> Learner:
+    dls, model = task
     torch.manual_seed(seed)  # model init and the shuffling of the training data
-    return Learner(dls, digits_cnn(bn=True), metrics=[accuracy], progress=False)
+    opt = opt_func(kind, budget * len(dls.train))
+    return Learner(dls, model(), opt_func=opt, metrics=[accuracy], progress=False)
 
 
-def epochs_long_run(dls, fit, lr, seed, target, max_epochs) -> int | None:
-    stop = StopAtTarget(target, max_epochs)
-    fit(make_learner(dls, seed), lr, [stop])
-    return stop.reached
+def run_fit(task, schedule: str, lr: float, budget: int, seed: int) -> list[float]:
+    """Validation accuracy after every epoch of one fit."""
+    kind, fit = SCHEDULES[schedule]
+    learn = make_learner(task, kind, budget, seed)
+    fit(learn, lr, budget)
+    return [row["accuracy"] for row in learn.recorder.epochs]
 
 
-def epochs_one_cycle(dls, lr, seed, target, max_epochs) -> int | None:
-    for budget in range(1, max_epochs + 1):
-        learn = make_learner(dls, seed)
-        learn.fit_one_cycle(budget, lr)
-        if learn.recorder.epochs[-1]["accuracy"] >= target:
-            return budget
-    return None
+def suggested_lr(task, kind: str, budget: int, seed: int) -> float:
+    """`lr_find`'s default (first) suggestion for a fresh model of this seed and this optimizer."""
+    return float(make_learner(task, kind, budget, seed).lr_find()[0])
 
 
-def score(epochs: list[int | None], max_epochs: int) -> float:
-    """Mean epochs, a miss counting as max_epochs + 1 (so a schedule that misses never looks best)."""
-    return statistics.mean(max_epochs + 1 if e is None else e for e in epochs)
+# ---- the cache ---------------------------------------------------------------------------------------------
+class Cache:
+    """Results by key, written back after every new one, so an interrupted run loses at most one fit."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.data = json.loads(path.read_text()) if path is not None and path.exists() else {}
+
+    def get(self, key: str, compute, *args):
+        """The cached `compute(*args)` under `key`, computed (and written) if missing."""
+        if key not in self.data:
+            self.data[key] = compute(*args)
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.write_text(json.dumps(self.data))
+        return self.data[key]
 
 
-def show(epochs: list[int | None], max_epochs: int) -> str:
-    return ", ".join(f">{max_epochs}" if e is None else str(e) for e in epochs)
+# ---- the study ---------------------------------------------------------------------------------------------
+def study(tasks: dict, schedules, seeds, grids, cache: Cache, epochs=None, log=print) -> list[dict]:
+    """One row per (task, schedule): grid-best lr and accuracy per budget (`BUDGETS` unless `epochs` gives
+    (short, long) epochs for every task), epochs to target, lr_find's lr and the accuracy there."""
+    rows = []
+    for task_name, task in tasks.items():
+        budgets = BUDGETS[task_name] if epochs is None else epochs
+        long = budgets[1]
+        for name in schedules:
+            kind = SCHEDULES[name][0]
+            runs = {}  # (budget, lr) -> per-seed accuracy curves
+            for budget in budgets:
+                for lr in grids[kind]:
+                    key = f"{task_name}|{name}|{budget}|{lr:g}"
+                    runs[budget, lr] = [cache.get(f"{key}|{s}", run_fit, task, name, lr, budget, s) for s in seeds]
+            row = {"task": task_name, "schedule": name, "budgets": budgets}
+            for part, budget in zip(("short", "long"), budgets):
+                best = max(grids[kind], key=lambda lr: statistics.mean(c[-1] for c in runs[budget, lr]))
+                finals = [c[-1] for c in runs[budget, best]]
+                row[part] = {"lr": best, "accs": finals, "edge": best in (grids[kind][0], grids[kind][-1])}
+            best_curves = runs[long, row["long"]["lr"]]
+            target = TARGETS[task_name]
+            row["to_target"] = [next((e + 1 for e, a in enumerate(c) if a >= target), None) for c in best_curves]
+            find_key = f"{task_name}|lr_find|{kind}|{long}"
+            sugg = [cache.get(f"{find_key}|{s}", suggested_lr, task, kind, long, s) for s in seeds]
+            at_sugg = [
+                cache.get(f"{task_name}|{name}|{long}|sugg|{s}", run_fit, task, name, lr, long, s)[-1]
+                for s, lr in zip(seeds, sugg, strict=True)
+            ]
+            row["suggested"] = {"lrs": sugg, "accs": at_sugg}
+            rows.append(row)
+            log(f"  done {task_name:8} {name}", file=sys.stderr, flush=True)
+    return rows
+
+
+def mean_sd(values) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):5.1f}±{100 * sd:3.1f}"
+
+
+def epochs_text(epochs, long: int) -> str:
+    """Mean epochs to the target over seeds; a seed that never reached it shows as a miss count."""
+    hit = [e for e in epochs if e is not None]
+    misses = len(epochs) - len(hit)
+    text = f"{statistics.mean(hit):4.1f}" if hit else "   -"
+    return text + (f" ({misses} miss)" if misses else "")
+
+
+def table(rows: list[dict]) -> str:
+    head = f"{'task':8} {'schedule':28} {'lr':>6} {'short acc%':>11} {'lr':>6} {'long acc%':>11}"
+    head += f" {'ep->target':>13} {'lr_find lr':>10} {'acc there':>10} {'vs best':>7}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        s, lg, sg, long = r["short"], r["long"], r["suggested"], r["budgets"][1]
+        edge = lambda b: "*" if b["edge"] else " "
+        gap = 100 * (statistics.mean(sg["accs"]) - statistics.mean(lg["accs"]))
+        geo = math.exp(statistics.mean(math.log(x) for x in sg["lrs"]))
+        lines.append(
+            f"{r['task']:8} {r['schedule']:28} {s['lr']:>5g}{edge(s)} {mean_sd(s['accs']):>11} {lg['lr']:>5g}{edge(lg)}"
+            f" {mean_sd(lg['accs']):>11} {epochs_text(r['to_target'], long):>13} {geo:>10.2g}"
+            f" {mean_sd(sg['accs']):>10} {gap:>+7.1f}"
+        )
+    return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 lrs, 1 seed, up to 12 epochs")
-    parser.add_argument("--target", type=float, default=0.986, help="validation accuracy to reach")
+    parser.add_argument("--quick", action="store_true", help="small task, 2 seeds, 2 lrs a schedule")
+    parser.add_argument("--fresh", action="store_true", help="ignore (and do not write) the cache")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    lrs = [0.1, 0.3] if args.quick else [0.03, 0.1, 0.3, 1.0]
-    seeds = [0] if args.quick else [0, 1, 2]
-    max_epochs = 12 if args.quick else 30
-    dls = digits(bs=64)
-    n_iter = len(dls.train)
-    runners = {
-        name: (lambda lr, seed, fit=fit: epochs_long_run(dls, fit, lr, seed, args.target, max_epochs))
-        for name, fit in long_run_schedules(n_iter, max_epochs).items()
-    }
-    runners["one-cycle (per budget)"] = lambda lr, seed: epochs_one_cycle(dls, lr, seed, args.target, max_epochs)
-
+    tasks = make_tasks(["small"] if args.quick else TASKS)
+    if args.quick:
+        seeds, grids = [0, 1], {kind: lrs[:2] for kind, lrs in GRIDS.items()}
+    else:
+        seeds, grids = [0, 1, 2], GRIDS
+    cache = Cache(None if args.fresh else CACHE)
     start = time.perf_counter()
-    print(f"target validation accuracy {args.target:.1%}, lrs {lrs}, seeds {seeds}, up to {max_epochs} epochs")
-    print(f"{'schedule':34} {'grid (seed 0)':28} {'best lr':>8}  {'epochs per seed':16} {'mean':>5}")
-    for name, run in runners.items():
-        grid = {lr: run(lr, seeds[0]) for lr in lrs}
-        best = min(lrs, key=lambda lr: score([grid[lr]], max_epochs))
-        epochs = [grid[best]] + [run(best, seed) for seed in seeds[1:]]
-        grid_text = " ".join(f"{lr:g}:{show([e], max_epochs)}" for lr, e in grid.items())
-        mean = score(epochs, max_epochs)
-        print(f"{name:34} {grid_text:28} {best:>8g}  {show(epochs, max_epochs):16} {mean:5.1f}", flush=True)
+    rows = study(tasks, list(SCHEDULES), seeds, grids, cache)
+    print(f"seeds {seeds}; (short, long) epochs {BUDGETS}; targets {TARGETS}; lr grids {grids}")
+    print("* = the best lr is at an end of its grid")
+    print("acc%: final validation accuracy, mean±sd over seeds at the schedule's grid-best lr (chosen by the mean)")
+    print(table(rows))
     print(f"took {time.perf_counter() - start:.0f} s")
 
 

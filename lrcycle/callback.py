@@ -12,6 +12,7 @@ ORDER = {
     "loss_check": -30,
     "accumulation": -20,
     "grad_scaler": -19,
+    "schedule_free": -12,
     "guard": -10,
     "clip": -5,
     "finder": 0,
@@ -35,6 +36,8 @@ ORDER = {
 - `accumulation`: gradient accumulation sets the step counts and skips steps before anyone reads them.
 - `grad_scaler`: a GradScaler scales the (already divided) loss, unscales the summed gradients and skips
   an overflowing step before any other `before_step` hook sees the gradients.
+- `schedule_free`: a schedule-free optimizer's `train()`/`eval()` switch, before anyone reads the weights of
+  a training or validation stage.
 - `guard`: copies the buffers once the fit's starting step is known, to put them back should the fit fail
   before its first step.
 - `clip`: gradient clipping, after accumulation has cancelled the steps of unfinished groups, before any other

@@ -13,6 +13,7 @@ from pathlib import Path, PurePath
 
 import torch
 
+from .callbacks.schedule_free import eval_weights
 from .checkpoint_checks import check_model_state, check_opt_state, model_state_of
 from .checks import check_flag, check_name
 from .distributed import is_main_process, unwrap
@@ -45,12 +46,13 @@ def save(learn, name, with_opt: bool = True, with_state: bool = False) -> Path:
     check_flag(with_opt, "with_opt")
     state = training_state(learn) if check_flag(with_state, "with_state") else None
     if is_main_process():
-        content = {"format": FORMAT, "version": VERSION, "model": unwrap(learn.model).state_dict()}
-        if (with_opt or with_state) and learn.opt is not None:
-            content["opt"], content["opt_type"] = learn.opt.state_dict(), type(learn.opt).__name__
-        if state is not None:
-            content["state"] = state
-        write_atomically(content, file)
+        with eval_weights(learn):  # a schedule-free optimizer saves its evaluation weights, in eval mode
+            content = {"format": FORMAT, "version": VERSION, "model": unwrap(learn.model).state_dict()}
+            if (with_opt or with_state) and learn.opt is not None:
+                content["opt"], content["opt_type"] = learn.opt.state_dict(), type(learn.opt).__name__
+            if state is not None:
+                content["state"] = state
+            write_atomically(content, file)
     return file
 
 

@@ -341,3 +341,40 @@ def opt_layer_groups(opt, splitter_groups, model) -> list[list]:
                 "parameters in only one of them, or the same ones in another order)"
             )
     return groups
+
+
+WSD_SHAPES = ("linear", "cos", "1-sqrt")
+
+
+def check_wsd(n_steps, steps_per_epoch, warmup, decay, decay_shape, div, div_final, warmup_epochs, decay_epochs):
+    """`fit_wsd`'s phases -> (warmup_steps, decay_steps, decay_shape, div, div_final).
+
+    A phase is a fraction of the fit (`warmup`, `decay`, in [0, 1], summing to at most 1) or, when given, a
+    number of epochs (`warmup_epochs`, `decay_epochs`, which replace the fraction), rounded to whole steps.
+    `div_final` may be `math.inf`: the decay then ends at exactly 0.
+    """
+    n_epoch = n_steps / steps_per_epoch
+    if warmup_epochs is None:
+        warmup_steps = round(check_fraction(warmup, "warmup") * n_steps)
+    else:
+        warmup_steps = round(check_number(warmup_epochs, "warmup_epochs", 0.0, n_epoch, (True, True)) * steps_per_epoch)
+    if decay_epochs is None:
+        decay_steps = round(check_fraction(decay, "decay") * n_steps)
+        fractions = check_fraction(warmup, "warmup") + decay if warmup_epochs is None else 0.0
+        if fractions > 1 + 1e-12:
+            raise ValueError(f"warmup/decay: warmup + decay must be <= 1 (shares of the fit), got {warmup} + {decay}")
+    else:
+        decay_steps = round(check_number(decay_epochs, "decay_epochs", 0.0, n_epoch, (True, True)) * steps_per_epoch)
+    if warmup_steps + decay_steps > n_steps:
+        if warmup_epochs is None and decay_epochs is None:
+            warmup_steps = n_steps - decay_steps  # both shares rounded up past the end: the warmup gives a step
+        else:
+            raise ValueError(
+                f"warmup/decay: the warmup ({warmup_steps} steps) and decay ({decay_steps}) exceed the fit ({n_steps})"
+            )
+    if not isinstance(decay_shape, str) or decay_shape not in WSD_SHAPES:
+        raise ValueError(f"decay_shape: must be one of {', '.join(map(repr, WSD_SHAPES))}, got {decay_shape!r}")
+    div = check_number(div, "div", 0.0)
+    is_inf = isinstance(div_final, float) and div_final == math.inf
+    div_final = math.inf if is_inf else check_number(div_final, "div_final", 0.0)
+    return warmup_steps, decay_steps, decay_shape, div, div_final

@@ -32,6 +32,7 @@ from .callbacks.loss_check import NonFiniteLossCheck, ScalarLossCheck
 from .callbacks.mixed_precision import use_mixed_precision
 from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
+from .callbacks.schedule_free import eval_weights, schedule_free_switches
 from .checks import (
     check_cbs,
     check_fit_start,
@@ -170,6 +171,7 @@ class Learner:
         check_start_epoch(start_epoch, check_positive_int(n_epoch, "n_epoch"))
         cbs = check_fit_start(self, cbs)  # every callback's check(learn), before anything changes
         self.opt = self.opt or self.create_opt()
+        cbs += schedule_free_switches(self.opt)
         self.n_epoch, self.n_iter, self.start_epoch = n_epoch, n_iter, start_epoch
         self.total_iter, self.train_iter = n_epoch * n_iter, start_epoch * n_iter
         self.cycle_ends = [] if cycle_ends is None else list(cycle_ends)
@@ -252,6 +254,12 @@ class Learner:
         """fastai v2 `fit_flat_cos`: flat at `lr` for `pct_start` of the fit, then cosine down to lr/div_final."""
         self._fit(plans.fit_flat_cos, (n_epoch, lr, div_final, pct_start), **kwargs)
 
+    def fit_wsd(self, n_epoch, lr_max=None, warmup=0.05, decay=0.2, decay_shape="1-sqrt", div=25.0, div_final=1e5,
+                moms=None, warmup_epochs=None, decay_epochs=None, **kwargs):  # fmt: skip
+        """Warmup-stable-decay: linear warmup, flat at lr_max, then a 'linear'/'cos'/'1-sqrt' decay (plans.fit_wsd)."""
+        args = (n_epoch, lr_max, warmup, decay, decay_shape, div, div_final, moms, warmup_epochs, decay_epochs)
+        self._fit(plans.fit_wsd, args, **kwargs)
+
     def plan_defaults(self, cbs=None) -> plans.PlanDefaults:
         """What a plan reads from the learner: group count, default lr and momenta, steps an epoch."""
         return plans.PlanDefaults(self.n_groups, self.lr, self.moms, self.steps_per_epoch(check_cbs(cbs)))
@@ -305,7 +313,8 @@ class Learner:
     def get_preds(self, dl=None, with_input: bool = False):
         """(predictions, targets) over `dl` (default the validation loader), model in eval mode, no events."""
         dl = check_valid_loader(self.dls.valid if dl is None else dl)
-        return predictions(self.model, dl, self.device, with_input, self.n_inp)
+        with eval_weights(self):  # a schedule-free optimizer's evaluation weights
+            return predictions(self.model, dl, self.device, with_input, self.n_inp)
 
     def to_bf16(self) -> Learner:  # bfloat16 autocast from now on: adds MixedPrecision(torch.bfloat16)
         return use_mixed_precision(self, torch.bfloat16)

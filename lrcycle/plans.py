@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import schedules
-from .checks import check_clr, check_cyclic, check_moms, check_number, check_positive_int, check_train_loader, spread
+from .checks import (
+    check_clr,
+    check_cyclic,
+    check_moms,
+    check_number,
+    check_positive_int,
+    check_train_loader,
+    check_wsd,
+    spread,
+)
 from .schedules import Schedule
 
 # What a fit call takes besides its schedule's arguments (the Learner's `_fit` reads them).
@@ -99,7 +108,41 @@ def fit_flat_cos(d: PlanDefaults, n_epoch, lr=None, div_final=1e5, pct_start=0.7
     return schedules.flat_cos_schedule(lrs, n_epoch, div_final, pct_start, d.steps_per_epoch)
 
 
-PLANS = {"fit": fit, "fit_one_cycle": fit_one_cycle, "fit_cyclic": fit_cyclic, "fit_flat_cos": fit_flat_cos}
+def fit_wsd(
+    d: PlanDefaults,
+    n_epoch,
+    lr_max=None,
+    warmup=0.05,
+    decay=0.2,
+    decay_shape="1-sqrt",
+    div=25.0,
+    div_final=1e5,
+    moms=None,
+    warmup_epochs=None,
+    decay_epochs=None,
+):
+    """Warmup-stable-decay: linear warmup from lr_max/div over `warmup` of the fit, flat at `lr_max` (default
+    the learner's), then `decay_shape` ('linear', 'cos', '1-sqrt') down to lr_max/div_final over `decay`.
+
+    `warmup_epochs` / `decay_epochs` give a phase in epochs instead of a share. `moms=None` leaves momentum
+    (or betas[0]) as the optimizer has it, as WSD recipes do; `moms=(start, stable, end)` follows the phases.
+    Linear decay to zero: `warmup=w, decay=1 - w, decay_shape='linear', div_final=math.inf`.
+    """
+    steps = d.steps_per_epoch * check_positive_int(n_epoch, "n_epoch")
+    lrs = spread(d.lr if lr_max is None else lr_max, d.n_groups, "lr_max")
+    phases = (warmup, decay, decay_shape, div, div_final, warmup_epochs, decay_epochs)
+    phases = check_wsd(steps, d.steps_per_epoch, *phases)
+    moms = None if moms is None else check_moms(moms, 3)
+    return schedules.wsd_schedule(lrs, n_epoch, *phases, moms, d.steps_per_epoch)
+
+
+PLANS = {
+    "fit": fit,
+    "fit_one_cycle": fit_one_cycle,
+    "fit_cyclic": fit_cyclic,
+    "fit_flat_cos": fit_flat_cos,
+    "fit_wsd": fit_wsd,
+}
 
 
 def plan_call(defaults: PlanDefaults, method, args: tuple, kwargs: dict) -> tuple[Schedule, dict]:

@@ -33,11 +33,15 @@ __all__ = [
     "cyclic_schedule",
     "cyclic_cycle_ends",
     "flat_cos_schedule",
+    "wsd_schedule",
     "sweep_schedule",
     "sched_lin",
     "sched_cos",
     "sched_exp",
     "sched_no",
+    "sched_1_sqrt",
+    "DECAY_SHAPES",
+    "wsd_lr",
     "combine_scheds",
     "one_cycle",
     "cycle_bounds",
@@ -74,6 +78,15 @@ def sched_exp(start: float, end: float, pos: float) -> float:
 def sched_no(start: float, end: float, pos: float) -> float:
     """Constant: `start` throughout."""
     return start
+
+
+def sched_1_sqrt(start: float, end: float, pos: float) -> float:
+    """Hagele et al. 2024's cooldown: `end + (start - end) * (1 - sqrt(pos))`, steepest at the start."""
+    return end + (start - end) * (1 - math.sqrt(pos))
+
+
+DECAY_SHAPES = {"linear": sched_lin, "cos": sched_cos, "1-sqrt": sched_1_sqrt}
+"""The decay shapes of warmup-stable-decay, by name."""
 
 
 def combine_scheds(pcts: Sequence[float], scheds: Sequence[Annealer]) -> Annealer:
@@ -374,6 +387,39 @@ def flat_cos_schedule(lrs, n_epoch, div_final, pct_start, steps_per_epoch) -> Sc
     return _schedule(at, lrs, n_epoch, steps_per_epoch, [n_epoch], spec)
 
 
+def wsd_lr(i: int, warmup_steps: int, decay_steps: int, n_steps: int, lr: float, start: float, end: float, shape):
+    """Warmup-stable-decay at step i of `n_steps`, in whole steps so any prefix is the same for any length:
+    `i < W`: `sched_lin(start, lr, i/W)`; `W <= i < N - D`: `lr`; else `shape(lr, end, (i - (N - D))/D)`."""
+    if i < warmup_steps:
+        return sched_lin(start, lr, i / warmup_steps)
+    decay_start = n_steps - decay_steps
+    if i < decay_start:
+        return lr
+    return shape(lr, end, min((i - decay_start) / decay_steps, 1.0))
+
+
+def wsd_schedule(lrs, n_epoch, warmup_steps, decay_steps, decay_shape, div, div_final, moms, steps_per_epoch):
+    """Warmup-stable-decay (MiniCPM; Hagele et al. 2024): per group, linear from lr/div to lr over the first
+    `warmup_steps`, flat at lr, then `DECAY_SHAPES[decay_shape]` down to `lr/div_final` (0 when it is inf)
+    over the last `decay_steps`. `moms=(start, stable, end)` follows the same phases, or None (momentum left
+    alone). Phase lengths are whole steps, so a decay started from a stable-phase checkpoint is exactly the
+    schedule planned with that total length."""
+    total = n_epoch * steps_per_epoch
+    shape = DECAY_SHAPES[decay_shape]
+    ends = [(lr, lr / div, lr / div_final) for lr in lrs]
+
+    def at(i: int) -> Hypers:
+        lr_now = [wsd_lr(i, warmup_steps, decay_steps, total, lr, start, end, shape) for lr, start, end in ends]
+        if moms is None:
+            return lr_now, None
+        return lr_now, wsd_lr(i, warmup_steps, decay_steps, total, moms[1], moms[0], moms[2], shape)
+
+    spec = {"builder": "wsd", "lrs": list(lrs), "n_epoch": n_epoch, "warmup_steps": warmup_steps}
+    spec.update(decay_steps=decay_steps, decay_shape=decay_shape, div=div, div_final=div_final)
+    spec.update(moms=_plain(moms), steps_per_epoch=steps_per_epoch)
+    return _schedule(at, lrs, n_epoch, steps_per_epoch, [n_epoch], spec)
+
+
 def sweep_schedule(start_lrs, end_lrs, num_it: int, steps_per_epoch: int, linear: bool = False) -> Schedule:
     """The range test's sweep over `num_it` steps, per group, so groups given as a slice keep their ratios:
     `start * (end/start) ** t` (linear: `start + (end - start) * t`), `t = i/(num_it - 1)`, capped at 1.
@@ -408,6 +454,7 @@ BUILDERS = {
     "one_cycle": one_cycle_schedule,
     "cyclic": cyclic_schedule,
     "flat_cos": flat_cos_schedule,
+    "wsd": wsd_schedule,
     "sweep": sweep_schedule,
 }
 

@@ -15,6 +15,7 @@ from lrcycle.callbacks.gradient_clip import GradientClip
 from lrcycle.callbacks.loss_check import NonFiniteLossCheck, ScalarLossCheck
 from lrcycle.callbacks.mixed_precision import MixedPrecision
 from lrcycle.callbacks.progress import ProgressCallback, SweepProgress
+from lrcycle.callbacks.schedule_free import ScheduleFreeSwitch
 from lrcycle.callbacks.tracking import CycleSnapshotCallback, SaveModelCallback
 from lrcycle.distributed import DistributedCallback
 from lrcycle.recorder import Recorder
@@ -29,6 +30,7 @@ SEQUENCE = [
     "loss_check",
     "accumulation",
     "grad_scaler",
+    "schedule_free",
     "guard",
     "clip",
     "finder",
@@ -60,6 +62,7 @@ def test_the_table_lists_the_slots_in_the_order_they_run():
         (NonFiniteLossCheck, "loss_check"),
         (GradientAccumulation, "accumulation"),
         (GradScalerStep, "grad_scaler"),
+        (ScheduleFreeSwitch, "schedule_free"),
         (FirstStepGuard, "guard"),
         (GradientClip, "clip"),
         (DistributedCallback, "distributed"),
