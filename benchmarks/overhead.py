@@ -6,6 +6,8 @@ Same model, same DataLoader, same optimizer (SGD with momentum), one CPU thread.
   raw+1cyc   the raw loop plus `torch.optim.lr_scheduler.OneCycleLR.step()` each iteration, for reference
   off        `learn.fit(lr, n_epoch)` with `progress=False` (Recorder on: losses, smoothed loss, lrs, moms)
   bar        the same with the progress callback on (terminal mode: one line per epoch, captured)
+  raw bf16   the raw loop with forward and loss under `torch.autocast("cpu", dtype=torch.bfloat16)`
+  bf16       `learn.fit` with `MixedPrecision(torch.bfloat16)` (`learn.to_bf16()`), its ratio against raw bf16
 Training only (no validation loader), so every timed iteration is a training step. Each run trains a
 fresh copy of the same initial model; the variants run interleaved in a shuffled order, `--repeats` times
 (many short runs follow a machine's changing load better than a few long ones), and the table shows the
@@ -46,10 +48,11 @@ from lrcycle.data import digits_arrays
 
 LR = 0.01
 MODELS = {"cnn": digits_cnn, "mlp": digits_mlp}
-VARIANTS = ["raw", "raw+1cyc", "off", "bar"]
+VARIANTS = ["raw", "raw+1cyc", "off", "bar", "raw bf16", "bf16"]
+BASELINE = {"raw bf16": "raw bf16", "bf16": "raw bf16"}  # what each variant's ratio is taken against
 
 
-def raw_loop(model, dl, n_epoch, one_cycle=False):
+def raw_loop(model, dl, n_epoch, one_cycle=False, autocast=False):
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
     sched = None
     if one_cycle:
@@ -59,7 +62,8 @@ def raw_loop(model, dl, n_epoch, one_cycle=False):
     model.train()
     for _ in range(n_epoch):
         for xb, yb in dl:
-            loss = loss_func(model(xb), yb)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                loss = loss_func(model(xb), yb)
             loss.backward()
             opt.step()
             opt.zero_grad()
@@ -69,7 +73,7 @@ def raw_loop(model, dl, n_epoch, one_cycle=False):
     return losses
 
 
-def learner_fit(model, dl, n_epoch, progress):
+def learner_fit(model, dl, n_epoch, progress, bf16=False):
     learn = Learner(
         DataLoaders(dl, None, nn.CrossEntropyLoss()),
         model,
@@ -77,6 +81,8 @@ def learner_fit(model, dl, n_epoch, progress):
         progress=progress,
         device="cpu",
     )
+    if bf16:
+        learn.to_bf16()
     with contextlib.redirect_stdout(io.StringIO()):
         learn.fit(LR, n_epoch)
     return learn.recorder.losses
@@ -87,7 +93,9 @@ def run(variant, model, dl, n_epoch):
         return raw_loop(model, dl, n_epoch)
     if variant == "raw+1cyc":
         return raw_loop(model, dl, n_epoch, one_cycle=True)
-    return learner_fit(model, dl, n_epoch, progress=variant == "bar")
+    if variant == "raw bf16":
+        return raw_loop(model, dl, n_epoch, autocast=True)
+    return learner_fit(model, dl, n_epoch, progress=variant == "bar", bf16=variant == "bf16")
 
 
 def timed(clock, variant, model, dl, n_epoch):
@@ -114,7 +122,10 @@ def bench(model_name, bs, repeats, seconds, clock):
         random.shuffle(order)
         for variant in order:
             times[variant].append(timed(clock, variant, model, dl, n_epoch))
-    ratios = {v: statistics.median(t / r for t, r in zip(times[v], times["raw"], strict=True)) for v in VARIANTS}
+    ratios = {
+        v: statistics.median(t / r for t, r in zip(times[v], times[BASELINE.get(v, "raw")], strict=True))
+        for v in VARIANTS
+    }
     its = {v: n_iter / statistics.median(times[v]) for v in VARIANTS}
     return {"model": model_name, "bs": bs, "iters": n_iter, "its": its, "ratios": ratios}
 
@@ -139,18 +150,25 @@ class _NullOpt(torch.optim.Optimizer):
         pass
 
 
-class _NullLoss:
+class _NullLoss(torch.Tensor):
+    """A 0-d tensor (the loss check wants one) whose backward does nothing."""
+
+    value = torch.ones(())  # what the recorder keeps on the device and reads in chunks
+
     def backward(self):
         pass
 
     def item(self):
         return 1.0
 
+    def detach(self):
+        return self.value
+
 
 def fixed_cost(repeats, clock, n_batches=2000):
     """Microseconds per iteration of the raw loop and the Learner when the torch work is (nearly) free."""
     batch = (torch.zeros(2), torch.zeros(2))
-    batches, null_loss = [batch] * n_batches, _NullLoss()
+    batches, null_loss = [batch] * n_batches, torch.ones(()).as_subclass(_NullLoss)
     loss_func = lambda pred, y: null_loss
 
     def raw():
@@ -213,6 +231,8 @@ def main(argv=None) -> None:
         "ratio bar on",
         "raw+OneCycleLR",
         "off, from fixed cost",
+        "raw bf16 it/s",
+        "MixedPrecision(bf16) / raw autocast",
     ]
     us = fixed_cost(max(repeats, 5), clock)
     extra_s = (us["off"] - us["raw"]) / 1e6
@@ -231,6 +251,8 @@ def main(argv=None) -> None:
                 f"{r['ratios']['bar']:.3f}x",
                 f"{r['ratios']['raw+1cyc']:.3f}x",
                 f"{1 + extra_s * r['its']['raw']:.3f}x",
+                f"{r['its']['raw bf16']:.0f}",
+                f"{r['ratios']['bf16']:.3f}x",
             ]
             print("| " + " | ".join(cells) + " |", flush=True)
     print()

@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from . import plans, schedules, suggest
+from . import batches, plans, schedules, suggest
 from .callback import (
     EVENTS,
     Callback,
@@ -17,8 +17,10 @@ from .callbacks.accumulate import GradientAccumulation
 from .callbacks.averaging import CycleAverage
 from .callbacks.checkpointing import Checkpoint
 from .callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
+from .callbacks.gradient_clip import GradientClip
 from .callbacks.loss_check import NonFiniteLossWarning
 from .callbacks.lr_finder import LRFinderCallback
+from .callbacks.mixed_precision import MixedPrecision
 from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
 from .callbacks.tracking import CycleSnapshotCallback, SaveModelCallback, TrackerCallback
@@ -50,8 +52,10 @@ __all__ = [
     "DataLoaders",
     "EarlyStoppingCallback",
     "GradientAccumulation",
+    "GradientClip",
     "LRFinderCallback",
     "Learner",
+    "MixedPrecision",
     "NonFiniteLossWarning",
     "NothingToPlotWarning",
     "ParamScheduler",
@@ -61,6 +65,7 @@ __all__ = [
     "TerminateOnNaNCallback",
     "TrackerCallback",
     "accuracy",
+    "batches",
     "digits",
     "digits_cnn",
     "digits_mlp",

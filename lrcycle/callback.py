@@ -8,11 +8,13 @@ from functools import partial
 from .interrupt import guarded, held_sigint, note_cleanup_error
 
 ORDER = {
+    "mixed_precision": -1100,
     "loss_check": -30,
     "accumulation": -20,
     "grad_scaler": -19,
     "schedule_free": -12,
     "guard": -10,
+    "clip": -5,
     "finder": 0,
     "scheduler": 10,
     "distributed": 40,
@@ -27,6 +29,8 @@ ORDER = {
 }
 """Where each shipped callback runs: lower runs first, ties keep list order. Your own callbacks fit in between.
 
+- `mixed_precision`: chooses the autocast context before anything runs a forward pass, and completes a
+  float16 step (the GradScaler's update, and undoing a skipped step's count) before anything sees the step.
 - `loss_check`: a loss that is not a scalar tensor is an error before anything reads it; a non-finite loss
   warns at the end of the fit.
 - `accumulation`: gradient accumulation sets the step counts and skips steps before anyone reads them.
@@ -36,6 +40,8 @@ ORDER = {
   a training or validation stage.
 - `guard`: copies the buffers once the fit's starting step is known, to put them back should the fit fail
   before its first step.
+- `clip`: gradient clipping, after accumulation has cancelled the steps of unfinished groups, before any other
+  `before_step` hook reads the gradients.
 - `finder`: the range test sets each iteration's lr before anything reads it in `before_batch`.
 - `scheduler`: the fit's schedule sets lr and momentum before the step.
 - `distributed`: averages each iteration's loss and reduces validation sums across processes, before the

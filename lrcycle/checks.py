@@ -20,7 +20,8 @@ from .layers import check_groups, single_group
 
 def check_learner_args(dls, model, loss_func, splitter=None, opt_func=None):
     """`Learner(dls, model, loss_func, splitter=..., opt_func=...)`: the loss function to use (`dls.loss_func`
-    when none is given)."""
+    when none is given). None when neither gives one: the loss is then the model output's own `loss` (Hugging
+    Face models with labels in the batch); a batch whose output has none is a ValueError at its first forward."""
     if opt_func is not None:
         check_opt_func(opt_func)
     if splitter is not None and not callable(splitter):
@@ -33,9 +34,14 @@ def check_learner_args(dls, model, loss_func, splitter=None, opt_func=None):
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch nn.Module, got {type(model).__name__}")
     loss_func = loss_func if loss_func is not None else getattr(dls, "loss_func", None)
-    if loss_func is None:
-        raise ValueError("loss_func: none given and the DataLoaders carries none; pass loss_func=...")
+    if loss_func is not None and not callable(loss_func):
+        raise TypeError(f"loss_func: expected a function (pred, *targets) -> loss, got {type(loss_func).__name__}")
     return loss_func
+
+
+def check_n_inp(n_inp):
+    """`Learner(n_inp=...)`: None (every item of a tuple batch but the last is an input) or a positive int."""
+    return n_inp if n_inp is None else check_positive_int(n_inp, "n_inp")
 
 
 def check_hypers(lr, wd, moms, n_groups: int) -> tuple[float, ...]:

@@ -35,8 +35,14 @@ TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The model inside a DistributedDataParallel (or DataParallel) wrapper, or the model itself."""
-    return model.module if isinstance(model, (DistributedDataParallel, torch.nn.DataParallel)) else model
+    """The model inside a DistributedDataParallel (or DataParallel) wrapper and/or `torch.compile`, or the
+    model itself: the module whose `state_dict` keys are the plain model's (no `module.` or `_orig_mod.`)."""
+    if isinstance(model, (DistributedDataParallel, torch.nn.DataParallel)):
+        model = model.module
+    compiled = getattr(torch, "_dynamo", None)
+    if compiled is not None and isinstance(model, compiled.eval_frame.OptimizedModule):
+        model = unwrap(model._orig_mod)  # reading torch.compile's wrapped module; nothing is written
+    return model
 
 
 def group_active() -> bool:

@@ -3,41 +3,36 @@ prediction and weight averaging alike."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
 
 import torch
 from torch import nn
 
+from . import batches as B
+from .batches import to_device
 from .interrupt import guarded
 
 
-def to_device(batch, device: torch.device):
-    """A tensor moved to `device` (anything else as it is)."""
-    if isinstance(batch, torch.Tensor) and batch.device != device:
-        return batch.to(device)
-    return batch
-
-
 class EvalBatches:
-    """`dl`'s `(x, y)` batches moved to `device`, with what evaluation changed: the model's train/eval mode
-    and torch's grad mode before it."""
+    """`dl`'s batches (any shape `batches.py` knows), every tensor in them moved to `device`, with what
+    evaluation changed: the model's train/eval mode and torch's grad mode before it."""
 
     def __init__(self, model: nn.Module, dl: Iterable, device: torch.device):
         self.model, self.dl, self.device = model, dl, device
         self.was_training, self.grad_was_enabled = model.training, torch.is_grad_enabled()
 
-    def __iter__(self) -> Iterator[tuple]:
-        return ((to_device(xb, self.device), to_device(yb, self.device)) for xb, yb in self.dl)
+    def __iter__(self) -> Iterator:
+        return (to_device(batch, self.device) for batch in self.dl)
 
 
 def eval_batches(model: nn.Module, dl: Iterable, device: torch.device):
-    """`with eval_batches(model, dl, device) as batches: for xb, yb in batches: ...`
+    """`with eval_batches(model, dl, device) as batches: for batch in batches: ...`
 
-    Inside the block the model is in eval mode and gradients are off; `batches` yields `dl`'s `(x, y)` batches
-    moved to `device`. The model's previous train/eval mode and the grad mode come back on every exit (the
-    end, a `break`, an exception, Ctrl-C): switching both ways is a critical section (`interrupt.guarded`),
-    so Ctrl-C can never leave gradients off for the rest of the process.
+    Inside the block the model is in eval mode and gradients are off; `batches` yields `dl`'s batches, every
+    tensor in them moved to `device`. The model's previous train/eval mode and the grad mode come back on
+    every exit (the end, a `break`, an exception, Ctrl-C): switching both ways is a critical section
+    (`interrupt.guarded`), so Ctrl-C can never leave gradients off for the rest of the process.
     """
     return guarded(partial(_start_eval, model, dl, device), _end_eval)
 
@@ -54,14 +49,43 @@ def _end_eval(batches: EvalBatches) -> None:
     batches.model.train(batches.was_training)
 
 
-def predictions(model: nn.Module, dl: Iterable, device: torch.device, with_input: bool = False):
-    """`(predictions, targets)` (with `inputs` first when asked) over `dl`, gathered on the CPU."""
+def loss_sums(model: nn.Module, dl: Iterable, device: torch.device, loss_func, n_inp=None) -> torch.Tensor:
+    """`[sum of loss * samples, samples]` over `dl` (a device tensor: no sync), without firing events."""
+    sums = torch.zeros(2, device=device)
+    with eval_batches(model, dl, device) as batches:
+        for batch in batches:
+            xb, yb = B.split(batch, n_inp)
+            n = B.n_samples(yb)
+            loss = B.compute_loss(loss_func, B.forward(model, xb), yb)
+            sums += torch.stack([loss.float() * n, sums.new_tensor(n)])
+    return sums
+
+
+def predictions(model: nn.Module, dl: Iterable, device: torch.device, with_input: bool = False, n_inp=None):
+    """`(predictions, targets)` (with `inputs` first when asked) over `dl`, gathered on the CPU.
+
+    Predictions are the logits (`batches.logits`); targets the single target or a mapping's labels; inputs
+    the single input, a tuple of inputs, or a dict of the mapping's tensors, each concatenated over batches.
+    """
     preds, targets, inputs = [], [], []
     with eval_batches(model, dl, device) as batches:
-        for xb, yb in batches:
-            preds.append(model(xb).cpu())
-            targets.append(yb.cpu() if isinstance(yb, torch.Tensor) else torch.as_tensor(yb))
+        for batch in batches:
+            xb, yb = B.split(batch, n_inp)
+            preds.append(B.logits(B.forward(model, xb)).cpu())
+            targets.append(to_device(B.target(yb), torch.device("cpu")))
             if with_input:
-                inputs.append(xb.cpu())
-    out = (torch.cat(preds), torch.cat(targets))
-    return (torch.cat(inputs), *out) if with_input else out
+                inputs.append(to_device(xb if isinstance(xb, Mapping) or len(xb) > 1 else xb[0], torch.device("cpu")))
+    out = (torch.cat(preds), _cat(targets))
+    return (_cat(inputs), *out) if with_input else out
+
+
+def _cat(items: list):
+    """Concatenate per-batch tensors, tuples of tensors or mappings of tensors along the batch dimension."""
+    first = items[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(items)
+    if isinstance(first, Mapping):
+        return {k: _cat([item[k] for item in items]) for k in first if isinstance(first[k], torch.Tensor)}
+    if isinstance(first, (tuple, list)):
+        return tuple(_cat([item[i] for item in items]) for i in range(len(first)))
+    return torch.as_tensor(items)

@@ -7,6 +7,7 @@ Its entry points are short and parallel: each fit form checks its arguments and 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from torch import nn
 
 from . import checkpoint, distributed, plans
 from . import resume as resume_fit
+from .batches import compute_loss, forward, split, to_device
 from .callback import (
     CallbackList,
     CancelBatchException,
@@ -27,6 +29,7 @@ from .callback import (
 from .callbacks import tracking
 from .callbacks.first_step_guard import FirstStepGuard
 from .callbacks.loss_check import NonFiniteLossCheck, ScalarLossCheck
+from .callbacks.mixed_precision import use_mixed_precision
 from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
 from .callbacks.schedule_free import eval_weights, schedule_free_switches
@@ -36,6 +39,7 @@ from .checks import (
     check_hypers,
     check_learner_args,
     check_metrics,
+    check_n_inp,
     check_positive_int,
     check_start_epoch,
     check_train_loader,
@@ -44,7 +48,7 @@ from .checks import (
     learner_layer_groups,
     wd_or_wds,
 )
-from .evaluation import eval_batches, predictions, to_device
+from .evaluation import eval_batches, predictions
 from .hyper import build_optimizer, set_hypers
 from .interrupt import guarded, held_sigint
 from .layers import bn_param_ids, freeze_groups, single_group
@@ -70,20 +74,19 @@ class Learner:
     """Trains `model` on `dls` with `loss_func`, firing the events of `callback.EVENTS` to its callbacks."""
 
     def __init__(self, dls, model: nn.Module, loss_func=None, opt_func=partial(torch.optim.SGD, momentum=0.9),
-                 lr=1e-3, splitter=None, cbs=None, metrics=(), wd=None, train_bn: bool = True,
-                 moms=(0.95, 0.85, 0.95), device=None, progress=True, path=".", model_dir="models",
-                 opt=None):  # fmt: skip
+                 lr=1e-3, splitter=None, cbs=None, metrics=(), wd=None, train_bn: bool = True, moms=(0.95, 0.85, 0.95),
+                 device=None, progress=True, path=".", model_dir="models", opt=None, n_inp=None):  # fmt: skip
         loss_func = check_learner_args(dls, model, loss_func, splitter, opt_func)
         self.dls, self.loss_func, self.opt_func = dls, loss_func, opt_func
         self.splitter = splitter if splitter is not None else single_group
         self.layer_groups = learner_layer_groups(model, splitter, opt)  # with `opt`: its param groups
         self.lr, self.wd, self.train_bn, self.moms = lr, wd, train_bn, check_hypers(lr, wd, moms, self.n_groups)
-        cbs, self.metrics = check_cbs(cbs), check_metrics(metrics)
+        cbs, self.metrics, self.n_inp = check_cbs(cbs), check_metrics(metrics), check_n_inp(n_inp)
         # moved only once every argument checked out (Module.to keeps the same Parameter objects)
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device)
         self.path, self.model_dir = Path(path), model_dir
-        self.opt = opt  # None: built at the first fit (`create_opt`)
+        self.opt, self.scaler, self.autocast = opt, None, nullcontext()  # opt None: built at the first fit
         self.recorder = self.sched = Recorder()  # `sched`: the name fastai 0.7 notebooks use
         self.progress = ProgressCallback() if progress else None
         self.callbacks = CallbackList()
@@ -190,27 +193,31 @@ class Learner:
     def _do_train(self) -> None:
         self.training = True
         self.model.train()
-        device = self.device
-        for i, (xb, yb) in enumerate(self.dls.train):
-            self.iter, self.xb, self.yb = i, to_device(xb, device), to_device(yb, device)
+        for i, batch in enumerate(self.dls.train):
+            self.iter, (self.xb, self.yb) = i, split(to_device(batch, self.device), self.n_inp)
             self._with_events(self._train_batch, "batch", CancelBatchException)
 
     def _train_batch(self) -> None:
         self.stepped = False
-        self.loss = None
-        self.pred = self.model(self.xb)
-        self._fire("after_pred")
-        self.loss = self.loss_func(self.pred, self.yb)
-        self._fire("after_loss")
+        self._forward_loss()
+        self.loss_grad = self.loss  # what `backward` runs on; callbacks may scale it (accumulation, GradScaler)
         self._fire("before_backward")
-        self.loss.backward()
+        self.loss_grad.backward()
         self._with_events(self._step, "step", CancelStepException)
         if self.stepped:
             self.opt.zero_grad()
 
+    def _forward_loss(self) -> None:
+        self.loss = None
+        with self.autocast:  # a `with`: autocast ends on every exit, exceptions included
+            self.pred = forward(self.model, self.xb)
+            self._fire("after_pred")
+            self.loss = compute_loss(self.loss_func, self.pred, self.yb)
+        self._fire("after_loss")
+
     def _step(self) -> None:
         with held_sigint():  # Ctrl-C waits for the whole step and its count
-            self.opt.step()
+            self.opt.step() if self.scaler is None else self.scaler.step(self.opt)  # the scaler skips inf/NaN grads
             self.stepped = True
             self.train_iter += 1
 
@@ -223,16 +230,9 @@ class Learner:
 
     def _do_validate(self) -> None:
         with eval_batches(self.model, self._valid_dl, self.device) as batches:
-            for i, (xb, yb) in enumerate(batches):
-                self.iter, self.xb, self.yb = i, xb, yb
-                self._with_events(self._valid_batch, "batch", CancelBatchException)
-
-    def _valid_batch(self) -> None:
-        self.loss = None
-        self.pred = self.model(self.xb)
-        self._fire("after_pred")
-        self.loss = self.loss_func(self.pred, self.yb)
-        self._fire("after_loss")
+            for i, batch in enumerate(batches):
+                self.iter, (self.xb, self.yb) = i, split(batch, self.n_inp)
+                self._with_events(self._forward_loss, "batch", CancelBatchException)
 
     # ---- entry points: arguments, then schedule, then the loop ---------------------------------------
     def fit(self, lr=None, n_cycle=1, cycle_len=None, cycle_mult=1, use_clr=None, use_clr_beta=None, **kwargs):
@@ -314,7 +314,13 @@ class Learner:
         """(predictions, targets) over `dl` (default the validation loader), model in eval mode, no events."""
         dl = check_valid_loader(self.dls.valid if dl is None else dl)
         with eval_weights(self):  # a schedule-free optimizer's evaluation weights
-            return predictions(self.model, dl, self.device, with_input)
+            return predictions(self.model, dl, self.device, with_input, self.n_inp)
+
+    def to_bf16(self) -> Learner:  # bfloat16 autocast from now on: adds MixedPrecision(torch.bfloat16)
+        return use_mixed_precision(self, torch.bfloat16)
+
+    def to_fp16(self) -> Learner:  # float16 autocast with a GradScaler: adds MixedPrecision(torch.float16)
+        return use_mixed_precision(self, torch.float16)
 
     def predict(self, x) -> torch.Tensor:
         """The model's output for one item (shaped like a training item) or a batch: eval mode, no grad, no events."""

@@ -19,6 +19,7 @@ import torch
 from . import plots, suggest
 from .callbacks.loss_check import NonFiniteLossCheck
 from .callbacks.lr_finder import LRFinderCallback, RangeTestStop
+from .callbacks.mixed_precision import MixedPrecision
 from .callbacks.progress import ProgressCallback
 from .checks import check_fit_start, check_flag, check_positive_int, spread
 from .hyper import set_lrs
@@ -112,10 +113,14 @@ class ScalerSnapshot:
     def __init__(self, cbs):
         scalers = {id(s): s for s in (getattr(cb, "grad_scaler", None) for cb in cbs) if s is not None}
         self.saved = [(s, copy.deepcopy(s.state_dict())) for s in scalers.values()]
+        # MixedPrecision rebuilds its scaler after every fit (no half-done step survives): its state goes back
+        self.precision = [(cb, cb.state_dict()) for cb in cbs if isinstance(cb, MixedPrecision)]
 
     def restore(self) -> None:
         for scaler, state in self.saved:
             scaler.load_state_dict(state)
+        for cb, state in self.precision:
+            cb.load_state_dict(state)
 
 
 # ---- the range test on a user's own model, optimizer and loader -----------------------------------------

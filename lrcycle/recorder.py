@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from . import plots
+from .batches import logits, n_samples, target
 from .callback import ORDER, Callback
 from .hyper import get_mom
 
@@ -23,16 +24,26 @@ class Recorder(Callback):
     An iteration is one optimizer step: with gradient accumulation, the losses of the batches
     that make one step are averaged into one point.
 
+    No host-device sync per iteration: each batch's loss stays on its device (`learn.loss.detach()`) and
+    the values move to `losses`/`smooth_losses` in one transfer every `sync_every` iterations, at the end of
+    each epoch's training and of the fit (`flush()`; the range test calls it every iteration, as it must read
+    each loss to stop). The values are the same as reading each loss at once. A callback that reads
+    `losses` during training calls `flush()` first; `iters`, `lrs` and `moms` are current at every batch.
+
+    A step a GradScaler skipped (`drop_step`) leaves no point: its position is in `skipped_steps`.
+
     Each epoch's results are a dict read by name, `epochs[-1]["valid_loss"]`: keys `epoch, train_loss,
     valid_loss`, one per metric name, `time`, the columns of `epoch_df()`.
     """
 
     order = ORDER["recorder"]
 
-    def __init__(self, beta: float = 0.98):
+    def __init__(self, beta: float = 0.98, sync_every: int = 64):
         if not 0 <= beta < 1:
             raise ValueError(f"beta: must be in [0, 1), got {beta!r}")
-        self.beta = beta
+        if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
+            raise ValueError(f"sync_every: must be an integer >= 1, got {sync_every!r}")
+        self.beta, self.sync_every = beta, sync_every
         self.metric_names: list[str] = []
         self._reset_traces()
         self.epochs: list[dict] = []
@@ -45,7 +56,10 @@ class Recorder(Callback):
         self.losses, self.smooth_losses = [], []
         self.lrs, self.moms, self.group_lrs = [], [], []
         self._avg, self._n = 0.0, 0
-        self._pending_sum, self._pending_count = 0.0, 0
+        # on the device, not yet read: every batch loss since the last flush; the number of batches making
+        # each recorded step (more than one under accumulation); batches of the step still open
+        self._device_losses, self._step_sizes, self._open = [], [], 0
+        self._drop, self.skipped_steps = False, []
         self._valid_sums, self._valid_count = None, 0
 
     # ---- hooks -------------------------------------------------------------------------------------
@@ -62,25 +76,23 @@ class Recorder(Callback):
         self._epoch_losses_start = len(self.losses)
 
     def after_batch(self, learn) -> None:
-        """Per training iteration; on the hot path, so it keeps to local variables and one call."""
+        """Per training iteration; on the hot path, so it keeps to local variables and reads no value."""
         if not learn.training:
             self._after_valid_batch(learn)
             return
         if learn.loss is None:  # the batch was cancelled before a loss existed
             return
-        # the one device synchronisation per batch: the loss value every trace needs
-        loss = learn.loss.item()
-        if self._pending_count or not learn.stepped:  # batches accumulated into one step: their mean
-            self._pending_sum += loss
-            self._pending_count += 1
-            if not learn.stepped:
-                return
-            loss = self._pending_sum / self._pending_count
-            self._pending_sum, self._pending_count = 0.0, 0
-        beta, n = self.beta, self._n + 1
-        self._n, self._avg = n, beta * self._avg + (1 - beta) * loss
-        self.losses.append(loss)
-        self.smooth_losses.append(self._avg / (1 - beta**n))
+        if self._drop:  # the step was skipped: the batches that made it leave no point
+            self._drop_open_step(learn)
+            return
+        self._device_losses.append(learn.loss.detach())
+        if not learn.stepped:  # accumulated into a step still open: the step's point is the mean
+            self._open += 1
+            return
+        self._step_sizes.append(self._open + 1)
+        self._open = 0
+        if len(self._step_sizes) >= self.sync_every:
+            self.flush()
         self.iters.append(learn.train_iter - 1)
         self.iter_epochs.append(learn.epoch)
         groups = learn.opt.param_groups
@@ -90,6 +102,47 @@ class Recorder(Callback):
         self.lrs.append(last["lr"])
         self.moms.append(get_mom(last))
 
+    def flush(self) -> None:
+        """Move the recorded steps' losses off the device (one transfer) into `losses` and `smooth_losses`.
+
+        A step of k accumulated batches records their mean, `sum(losses) / k`, then the smoothing of the
+        class docstring; the same floats as reading each loss with `.item()` as it comes.
+        """
+        if not self._step_sizes:
+            return
+        n_done = sum(self._step_sizes)
+        values = _host_floats(self._device_losses[:n_done])
+        del self._device_losses[:n_done]
+        beta, avg, n, start = self.beta, self._avg, self._n, 0
+        for size in self._step_sizes:
+            loss = values[start] if size == 1 else sum(values[start : start + size]) / size
+            start, n = start + size, n + 1
+            avg = beta * avg + (1 - beta) * loss
+            self.losses.append(loss)
+            self.smooth_losses.append(avg / (1 - beta**n))
+        self._avg, self._n, self._step_sizes = avg, n, []
+
+    def drop_step(self) -> None:
+        """The optimizer step of this iteration was not applied (a GradScaler found inf/NaN gradients): its
+        batches leave no point (a point is an applied step; the next one is tried at the same lr). Called
+        by MixedPrecision before this iteration's `after_batch`."""
+        self._drop = True
+
+    def _drop_open_step(self, learn) -> None:
+        if self._open:
+            del self._device_losses[-self._open :]
+        self._open, self._drop = 0, False
+        self.skipped_steps.append(learn.train_iter)
+
+    def after_train(self, learn) -> None:
+        self.flush()
+
+    def after_fit(self, learn) -> None:
+        self.flush()
+
+    def cleanup_fit(self, learn) -> None:
+        self.flush()  # an interrupted fit keeps every step it recorded
+
     def before_validate(self, learn) -> None:
         self._valid_sums = None
         self._valid_count = 0
@@ -97,8 +150,9 @@ class Recorder(Callback):
     def _after_valid_batch(self, learn) -> None:
         if learn.loss is None:
             return
-        n = len(learn.yb)
-        values = [learn.loss.detach().float()] + [m(learn.pred, learn.yb).detach().float() for m in learn.metrics]
+        n = n_samples(learn.yb)
+        pred, targ = (logits(learn.pred), target(learn.yb)) if learn.metrics else (None, None)
+        values = [learn.loss.detach().float()] + [m(pred, targ).detach().float() for m in learn.metrics]
         batch = torch.stack(values) * n
         self._valid_sums = batch if self._valid_sums is None else self._valid_sums + batch
         self._valid_count += n
@@ -125,6 +179,7 @@ class Recorder(Callback):
         self.last_valid = (sums / count).tolist()
 
     def after_epoch(self, learn) -> None:
+        self.flush()
         epoch_losses = self.losses[self._epoch_losses_start :]
         train_loss = sum(epoch_losses) / len(epoch_losses) if epoch_losses else math.nan
         valid = self.last_valid if learn.validated_this_epoch else [math.nan] * (1 + len(learn.metrics))
@@ -205,6 +260,15 @@ class Recorder(Callback):
     plot_loss = plot_losses
     plot_lr_find = plot
     plot_sched = plot_lr
+
+
+def _host_floats(tensors: list) -> list[float]:
+    """Python floats of 1-element tensors: one stacked transfer when they are 0-d of one dtype and device."""
+    if not tensors:
+        return []
+    if len({(t.dtype, t.device, t.dim()) for t in tensors}) == 1 and tensors[0].dim() == 0:
+        return torch.stack(tensors).tolist()
+    return [t.item() for t in tensors]
 
 
 def metric_name(metric) -> str:

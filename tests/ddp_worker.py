@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from lrcycle import Learner, accuracy, digits, digits_cnn, sequential_splitter
+from lrcycle import DataLoaders, Learner, accuracy, digits, digits_cnn, sequential_splitter
 from lrcycle.__main__ import demo
 from lrcycle.distributed import is_main_process, unwrap
 
@@ -59,6 +59,54 @@ def run(learn, local: LocalLosses, call) -> dict:
     local.losses = []
     call()
     return trace(learn, local)
+
+
+class DigitsDict(torch.utils.data.Dataset):
+    """The digits as dict samples `{"pixels", "labels"}`, for the dict-batch run."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        x, y = self.dataset[i]
+        return {"pixels": x, "labels": y}
+
+
+class DictDigits(torch.nn.Module):
+    """`model(pixels=..., labels=...)` returning `{"loss", "logits"}`, as a Hugging Face model does."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = digits_cnn()
+
+    def forward(self, pixels, labels):
+        logits = self.body(pixels)
+        return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+
+def dict_batch_run(out: Path, rank: int) -> dict:
+    """Dict batches inside the context: the trace, the local losses, the validation inside and outside."""
+    plain = digits(bs=64)
+    dls = DataLoaders(
+        DataLoader(DigitsDict(plain.train.dataset), batch_size=64, shuffle=True),
+        DataLoader(DigitsDict(plain.valid.dataset), batch_size=179),
+    )
+    local = LocalLosses()
+    learn = Learner(dls, DictDigits(), metrics=[accuracy], device="cpu", cbs=[local], progress=False,
+                    path=out / f"rank{rank}")  # fmt: skip
+    result = {}
+    with learn.distrib_ctx():
+        result["fit"] = run(learn, local, lambda: learn.fit_one_cycle(1, 0.05))
+        result["valid_inside"] = learn.validate()
+        before = weights(learn)
+        result["lr_find"] = run(learn, local, lambda: learn.lr_find(start_lr=1e-5, end_lr=1e6, num_it=60))
+        result["lr_find_before"], result["lr_find_after"] = before, weights(learn)
+    result["valid_outside"] = learn.validate()
+    return result
 
 
 def main(out: Path) -> None:
@@ -109,6 +157,7 @@ def main(out: Path) -> None:
     result["valid_outside"] = learn.validate()  # one process over the whole validation set, same weights
     # the library's own writer under torchrun: each rank names its own folder, only rank 0's may appear
     demo(out / f"demo_rank{rank}", cycle_len=1, progress=False)
+    result["dict_batches"] = dict_batch_run(out, rank)
     torch.save(result, out / f"rank{rank}.pt")
 
 

@@ -117,12 +117,18 @@ def test_fit_epochs_checks_its_arguments():
     assert learn.opt is None
 
 
-def test_missing_loss_func_is_a_value_error():
+def test_missing_loss_func_is_a_value_error_naming_the_batch_before_any_step():
+    # no loss_func is allowed (a Hugging Face model computes its own loss); a model whose output has none
+    # fails at the first batch, before any step, with the batch's structure in the message
     dls = make_dls()
     dls.loss_func = None
-    with pytest.raises(ValueError, match="loss_func"):
-        Learner(dls, make_mlp())
-    Learner(dls, make_mlp(), loss_func=nn.CrossEntropyLoss(), progress=False)  # given explicitly: fine
+    learn = Learner(dls, make_mlp(), progress=False, device="cpu")
+    before = snapshot(learn.model)
+    with pytest.raises(ValueError, match=r"loss_func.*tuple\(Tensor\[16\]\)"):
+        learn.fit(0.1, 1)
+    assert_untouched(learn.model, before)
+    with pytest.raises(TypeError, match="loss_func"):
+        Learner(dls, make_mlp(), loss_func="mse", progress=False)
 
 
 @pytest.mark.parametrize("bad", ["tuple", "dataloader", "none"])

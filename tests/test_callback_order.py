@@ -11,7 +11,9 @@ from lrcycle.callbacks.averaging import CycleAverage
 from lrcycle.callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from lrcycle.callbacks.first_step_guard import FirstStepGuard
 from lrcycle.callbacks.grad_scaler import GradScalerStep
+from lrcycle.callbacks.gradient_clip import GradientClip
 from lrcycle.callbacks.loss_check import NonFiniteLossCheck, ScalarLossCheck
+from lrcycle.callbacks.mixed_precision import MixedPrecision
 from lrcycle.callbacks.progress import ProgressCallback, SweepProgress
 from lrcycle.callbacks.schedule_free import ScheduleFreeSwitch
 from lrcycle.callbacks.tracking import CycleSnapshotCallback, SaveModelCallback
@@ -24,11 +26,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lrcycle"
 # processes before it is recorded, the recorder before everything that reads its rows, and the callbacks that
 # end the fit last.
 SEQUENCE = [
+    "mixed_precision",
     "loss_check",
     "accumulation",
     "grad_scaler",
     "schedule_free",
     "guard",
+    "clip",
     "finder",
     "scheduler",
     "distributed",
@@ -53,12 +57,14 @@ def test_the_table_lists_the_slots_in_the_order_they_run():
 @pytest.mark.parametrize(
     "cls, slot",
     [
+        (MixedPrecision, "mixed_precision"),
         (ScalarLossCheck, "loss_check"),
         (NonFiniteLossCheck, "loss_check"),
         (GradientAccumulation, "accumulation"),
         (GradScalerStep, "grad_scaler"),
         (ScheduleFreeSwitch, "schedule_free"),
         (FirstStepGuard, "guard"),
+        (GradientClip, "clip"),
         (DistributedCallback, "distributed"),
         (Recorder, "recorder"),
         (ProgressCallback, "progress"),

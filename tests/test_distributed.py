@@ -208,3 +208,17 @@ def test_only_rank_0_writes_the_demos_plots_and_table(ranks):
     assert written == ["epochs.csv", "losses.png", "lr_find.png", "lr_mom.png"]
     assert all((out / "demo_rank0" / name).stat().st_size > 0 for name in written)
     assert not (out / "demo_rank1").exists()
+
+
+@pytest.mark.slow
+def test_dict_batches_train_the_same_on_both_ranks_with_the_mean_loss_and_sharded_validation(ranks):
+    a, b = (result["dict_batches"] for result in ranks[0])
+    for key in ("losses", "smooth_losses", "lrs", "epochs"):
+        assert same_rows(a["fit"][key], b["fit"][key]), key
+    assert same_weights(a["fit"]["weights"], b["fit"]["weights"])
+    mean = [(x + y) / 2 for x, y in zip(a["fit"]["local_losses"], b["fit"]["local_losses"], strict=True)]
+    assert a["fit"]["losses"] == pytest.approx(mean, rel=1e-6)
+    assert a["valid_inside"] == pytest.approx(a["valid_outside"], rel=1e-5)
+    assert a["lr_find"]["losses"] == b["lr_find"]["losses"]
+    for result in (a, b):
+        assert same_weights(result["lr_find_before"], result["lr_find_after"])

@@ -308,14 +308,14 @@ def test_order_relative_to_the_recorder():
 
         def after_batch(self, learn):
             if learn.training:
-                seen.setdefault("before", []).append(len(learn.recorder.losses))
+                seen.setdefault("before", []).append(len(learn.recorder.iters))
 
     class After(Callback):
         order = 55
 
         def after_batch(self, learn):
             if learn.training:
-                seen.setdefault("after", []).append(len(learn.recorder.losses))
+                seen.setdefault("after", []).append(len(learn.recorder.iters))
 
     Learner(three_two_dls(), make_mlp(), progress=False).fit(0.1, 1, cbs=[After(), Before()])
     assert seen == {"before": [0, 1, 2], "after": [1, 2, 3]}

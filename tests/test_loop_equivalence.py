@@ -191,7 +191,7 @@ def test_device_given_places_the_model_and_every_batch_there():
 
     class Where(Callback):
         def after_pred(self, learn):
-            seen.append((learn.xb.device, learn.yb.device, learn.pred.device))
+            seen.append((learn.xb[0].device, learn.yb[0].device, learn.pred.device))
 
     learn = Learner(make_dls(), make_model(), device="cpu", progress=False)
     assert learn.device == torch.device("cpu")

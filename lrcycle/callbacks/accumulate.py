@@ -17,7 +17,8 @@ class GradientAccumulation(Callback):
     of an epoch may be shorter (k = its own size), so an epoch of `n_iter` batches has
     `ceil(n_iter / n_batches)` steps. `total_iter` and `train_iter` count those steps, so every schedule,
     the recorder (one point per step, the mean of the group's unscaled batch losses) and the range test
-    count optimizer steps. `learn.loss` keeps its unscaled value for every event after the backward pass.
+    count optimizer steps. `learn.loss` keeps its unscaled value (the backward pass runs on `learn.loss_grad`).
+    Any batch shape: it reads only the loss and the batch count, never the batch.
     Runs first (order -20), so the step counts are set before any schedule reads them and the skipped
     steps are skipped before any other `before_step` hook (gradient clipping sees the summed gradient).
     """
@@ -52,11 +53,9 @@ class GradientAccumulation(Callback):
         return min(self.n_batches, learn.n_iter - start)
 
     def before_backward(self, learn) -> None:
-        self._loss = learn.loss
-        learn.loss = learn.loss / self._group_size(learn)
+        learn.loss_grad = learn.loss_grad / self._group_size(learn)  # `learn.loss` keeps the batch's own loss
 
     def before_step(self, learn) -> None:
-        learn.loss = self._loss  # the recorder and the rest read the batch's own loss
         group_done = (learn.iter + 1) % self.n_batches == 0 or learn.iter + 1 == learn.n_iter
         if not group_done:
             raise CancelStepException

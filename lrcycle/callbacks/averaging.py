@@ -8,7 +8,7 @@ from torch.optim.swa_utils import AveragedModel, update_bn
 from ..callback import ORDER, Callback
 from ..checks import check_positive_int
 from ..distributed import broadcast_buffers, group_active, unwrap
-from ..evaluation import eval_batches
+from ..evaluation import loss_sums
 
 
 class CycleAverage(Callback):
@@ -85,10 +85,7 @@ class CycleAverage(Callback):
 def valid_loss(learn, model=None) -> float:
     """Mean loss of `model` (default the learner's) over the validation data, without firing events."""
     model = learn.model if model is None else model
-    sums = torch.zeros(2, device=learn.device)  # (sum of losses, number of samples)
-    with eval_batches(model, learn.dls.valid, learn.device) as batches:
-        for xb, yb in batches:
-            sums += torch.stack([learn.loss_func(model(xb), yb).float() * len(yb), sums.new_tensor(len(yb))])
+    sums = loss_sums(model, learn.dls.valid, learn.device, learn.loss_func, learn.n_inp)  # (loss sum, samples)
     if group_active():
         torch.distributed.all_reduce(sums)
     return (sums[0] / sums[1]).item()

@@ -24,16 +24,12 @@ class GradScalerStep(Callback):
         if not isinstance(grad_scaler, torch.amp.GradScaler):
             raise TypeError(f"grad_scaler: expected a torch.amp.GradScaler, got {type(grad_scaler).__name__}")
         self.grad_scaler = grad_scaler
-        self.raw_loss = self.scaled_loss = None
         self.pending_update = False  # unscaled, not yet updated: the scaler must be updated before reuse
 
     def before_backward(self, learn) -> None:
-        self.raw_loss = learn.loss
-        self.scaled_loss = learn.loss = self.grad_scaler.scale(learn.loss)
+        learn.loss_grad = self.grad_scaler.scale(learn.loss_grad)  # the recorder reads `learn.loss`, unscaled
 
     def before_step(self, learn) -> None:
-        if learn.loss is self.scaled_loss:
-            learn.loss = self.raw_loss  # the recorder reads the batch's own loss
         self.grad_scaler.unscale_(learn.opt)
         self.pending_update = True
         grads = [p.grad for group in learn.opt.param_groups for p in group["params"] if p.grad is not None]
@@ -46,7 +42,6 @@ class GradScalerStep(Callback):
 
     def cleanup_fit(self, learn) -> None:
         self.update()  # a test interrupted between unscale_ and update leaves the scaler usable
-        self.raw_loss = self.scaled_loss = None
 
     def update(self) -> None:
         if self.pending_update:

@@ -52,6 +52,7 @@ class NonFiniteLossCheck(Callback):
 
     def after_fit(self, learn) -> None:
         rec = learn.recorder
+        rec.flush()  # the losses still on the device (the recorder's own after_fit runs later)
         first = next((i for i, loss in enumerate(rec.losses) if not math.isfinite(loss)), None)
         if first is None:
             return

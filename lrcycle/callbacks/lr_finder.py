@@ -42,6 +42,7 @@ class RangeTestStop:
             return
         if self.stop_div:
             rec = learn.recorder
+            rec.flush()  # the one place that reads every iteration's loss: it must, to stop in time
             loss, smooth = rec.losses[-1], rec.smooth_losses[-1]
             if not (math.isfinite(loss) and math.isfinite(smooth)):
                 raise CancelFitException()

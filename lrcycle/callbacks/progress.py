@@ -42,6 +42,7 @@ class _LossComment:
         if now < self.next_read:
             return
         self.next_read = now + LOSS_READ_EVERY
+        learn.recorder.flush()  # the losses kept on the device so far: one read, at most 4 times a second
         smooth = learn.recorder.smooth_losses
         if len(smooth):
             bar.comment = f"smoothed loss {float(smooth[-1]):.4f}"
