@@ -89,3 +89,9 @@ def _cat(items: list):
     if isinstance(first, (tuple, list)):
         return tuple(_cat([item[i] for item in items]) for i in range(len(first)))
     return torch.as_tensor(items)
+
+
+def end_validation(learn, was_training: bool) -> None:
+    """What `learn.validate()` puts back on every exit: the model's train/eval mode; the last batch let go."""
+    learn.model.train(was_training)
+    learn.xb = learn.yb = learn.pred = learn.loss = None

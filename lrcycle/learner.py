@@ -48,7 +48,7 @@ from .checks import (
     learner_layer_groups,
     wd_or_wds,
 )
-from .evaluation import eval_batches, predictions
+from .evaluation import end_validation, eval_batches, predictions
 from .hyper import build_optimizer, set_hypers
 from .interrupt import guarded, held_sigint
 from .layers import bn_param_ids, freeze_groups, single_group
@@ -82,25 +82,20 @@ class Learner:
         self.layer_groups = learner_layer_groups(model, splitter, opt)  # with `opt`: its param groups
         self.lr, self.wd, self.train_bn, self.moms = lr, wd, train_bn, check_hypers(lr, wd, moms, self.n_groups)
         cbs, self.metrics, self.n_inp = check_cbs(cbs), check_metrics(metrics), check_n_inp(n_inp)
-        # moved only once every argument checked out (Module.to keeps the same Parameter objects)
         self.device = torch.device(device) if device is not None else default_device()
-        self.model = model.to(self.device)
+        self.model = model.to(self.device)  # only once every argument checked out (the same Parameter objects)
         self.path, self.model_dir = Path(path), model_dir
         self.opt, self.scaler, self.autocast = opt, None, nullcontext()  # opt None: built at the first fit
         self.recorder = self.sched = Recorder()  # `sched`: the name fastai 0.7 notebooks use
         self.progress = ProgressCallback() if progress else None
         self.callbacks = CallbackList()
+        self.cbs = self.callbacks.items  # the same list: `learn.cbs` always reads the callbacks taking part
         guards = [ScalarLossCheck(), NonFiniteLossCheck(), FirstStepGuard()]  # errors and warnings, not silence
         self.add_cbs([self.recorder, *guards] + ([self.progress] if progress else []) + cbs)
         self.xb = self.yb = self.pred = self.loss = None
         self.epoch, self.n_epoch, self.iter, self.n_iter, self.train_iter, self.total_iter = 0, 0, 0, 0, 0, 0
         self.cycle_ends, self.fit_call = [], None  # fit_call: the names a checkpoint keeps
         self.training, self.stepped, self.validated_this_epoch = False, False, False
-
-    # ---- callbacks -----------------------------------------------------------------------------------
-    @property
-    def cbs(self) -> list:
-        return self.callbacks.items
 
     def add_cbs(self, cbs) -> None:
         self.callbacks.add(cbs)
@@ -134,7 +129,6 @@ class Learner:
         for hook in self.callbacks.hooks[after]:
             hook(self)
 
-    # ---- optimizer and layer groups ------------------------------------------------------------------
     @property
     def n_groups(self) -> int:
         return len(self.layer_groups)
@@ -285,30 +279,23 @@ class Learner:
 
     def lr_find(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, linear=False, suggest_funcs=None,
                 show_plot=False, n_repeats=1):  # fmt: skip
-        """The range test, everything put back exactly afterwards; its suggestions with the curve (`.plot()`),
-        read from `n_repeats` tests on other batch orders averaged, with the default's `suggestion_band`."""
+        """The range test, all put back exactly: suggestions (`n_repeats` tests averaged), their curve and band."""
         return run_range_test(self, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs, show_plot, n_repeats)
 
     def preview(self, method, *args, plot: bool = False, **kwargs):
-        """The lr and momentum per step that `learn.<method>(*args, **kwargs)` would set, as a DataFrame like
-        `recorder.iter_df()` (and a plot): the schedule the fit would build, evaluated; nothing is touched."""
+        """What `learn.<method>(*args, **kwargs)` would set per step, as `recorder.iter_df()` rows; nothing changes."""
         return preview_call(self, method, args, kwargs, plot)
 
     def distrib_ctx(self):
         """Under torchrun, train data-parallel inside this `with` block; outside torchrun it does nothing."""
         return distributed.distrib_ctx(self)
 
-    # ---- evaluation ------------------------------------------------------------------------------------
     def validate(self, dl=None) -> list[float]:
         """[valid_loss, *metrics] over `dl` (default the validation loader), with the validation events."""
         dl = check_valid_loader(self.dls.valid if dl is None else dl)
-        with guarded(lambda: self.model.training, self._end_validate):  # the mode comes back, even on Ctrl-C
+        with guarded(lambda: self.model.training, partial(end_validation, self)):  # the mode comes back, even on Ctrl-C
             self._run_validation(dl)
         return list(self.recorder.last_valid)
-
-    def _end_validate(self, was_training: bool) -> None:
-        self.model.train(was_training)
-        self.xb = self.yb = self.pred = self.loss = None
 
     def get_preds(self, dl=None, with_input: bool = False):
         """(predictions, targets) over `dl` (default the validation loader), model in eval mode, no events."""
@@ -326,7 +313,6 @@ class Learner:
         """The model's output for one item (shaped like a training item) or a batch: eval mode, no grad, no events."""
         return predict(self.model, x, self.device, item_ndim(self.dls.train))
 
-    # ---- saving ------------------------------------------------------------------------------------------
     def save(self, name, with_opt: bool = True, with_state: bool = False) -> Path:  # path/model_dir/<name>.pth
         return checkpoint.save(self, name, with_opt, with_state)  # with_state: all a resume needs; rank 0 writes
 

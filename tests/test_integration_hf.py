@@ -122,10 +122,11 @@ def test_range_test_on_the_same_model_and_collator_restores_exactly(tmp_path, mo
     assert result.losses[:5] == losses
 
 
-@pytest.mark.xfail(strict=False, reason="needs issue 12 dict batches (model(**batch), the output's loss)")
 def test_range_test_takes_the_collators_dict_batches_directly():
     model = tiny_model()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     loader = DataLoader(dataset(), batch_size=BS, shuffle=True, collate_fn=transformers.default_data_collator)
     result = lrcycle.range_test(model, opt, None, loader, num_it=20, end_lr=1.0)
     assert len(result.lrs) >= 5
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # put back exactly
