@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_dls, make_mlp
+from test_recorder import debiased_ema as smoothed  # the recorder's smoothing, written out
 
 from lrcycle import Learner, suggest
 
@@ -16,14 +17,6 @@ from lrcycle import Learner, suggest
 def learner():
     torch.manual_seed(0)
     return Learner(make_dls(n_train=160), make_mlp(), progress=False, device="cpu")
-
-
-def smoothed(losses, beta=0.98):
-    out, avg = [], 0.0
-    for n, loss in enumerate(losses, start=1):
-        avg = beta * avg + (1 - beta) * loss
-        out.append(avg / (1 - beta**n))
-    return out
 
 
 def single_curves(learn, k, num_it):
