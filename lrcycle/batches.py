@@ -40,6 +40,8 @@ def to_device(obj, device: torch.device):
     if isinstance(obj, torch.Tensor):
         return obj if obj.device == device else obj.to(device)
     if type(obj) is tuple:  # the common case first: a plain tuple, rebuilt only when something moved
+        if all(type(v) is torch.Tensor and v.device == device for v in obj):
+            return obj  # the hot path of a training loop: tensors already in place
         moved = tuple([to_device(v, device) for v in obj])
         return obj if all(a is b for a, b in zip(moved, obj)) else moved
     if isinstance(obj, Mapping):
