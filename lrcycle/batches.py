@@ -39,9 +39,9 @@ def to_device(obj, device: torch.device):
     """
     if isinstance(obj, torch.Tensor):
         return obj if obj.device == device else obj.to(device)
-    if type(obj) is tuple:  # the common case first: a plain tuple, rebuilt only when something moved
-        if all(type(v) is torch.Tensor and v.device == device for v in obj):
-            return obj  # the hot path of a training loop: tensors already in place
+    if type(obj) in (tuple, list) and all(type(v) is torch.Tensor and v.device == device for v in obj):
+        return obj  # the hot path of a training loop (a DataLoader's list or tuple): tensors already in place
+    if type(obj) is tuple:  # a plain tuple, rebuilt only when something moved
         moved = tuple([to_device(v, device) for v in obj])
         return obj if all(a is b for a, b in zip(moved, obj)) else moved
     if isinstance(obj, Mapping):
