@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_mlp
+from test_lr_find import bn_model  # BatchNorm in the first child, so buffers are covered
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -24,15 +25,6 @@ OPTIMIZERS = {
     "Adam": torch.optim.Adam,
     "AdamW": torch.optim.AdamW,
 }
-
-
-def bn_model(seed=0):
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU()),
-        nn.Sequential(nn.Linear(16, 16), nn.ReLU()),
-        nn.Linear(16, 3),
-    )
 
 
 def make_objects(opt_name="SGD", n_groups=1, seed=0, shuffle=True):
