@@ -17,7 +17,8 @@ from .checkpoint import model_path, read
 from .checkpoint_checks import check_model_state, check_opt_state, is_lrcycle_checkpoint
 from .distributed import unwrap
 from .hyper import build_optimizer
-from .training_state import set_rng_state, stateful
+from .rng import set_rng_state
+from .training_state import stateful
 
 NAME_ARGS = ("cycle_save_name", "best_save_name")
 

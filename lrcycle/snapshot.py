@@ -8,13 +8,12 @@ copies the saved values into the very tensors, dicts and optimizer the user hold
 from __future__ import annotations
 
 import copy
-import random
 
-import numpy as np
 import torch
 from torch import nn
 
 from .hyper import hypers_snapshot, restore_hypers
+from .rng import rng_state, set_rng_state
 
 
 class TrainingSnapshot:
@@ -47,7 +46,7 @@ class TrainingSnapshot:
         self.modes = [(m, m.training) for m in model.modules()]
         self.opt_state = None if opt is None else _save_opt_state(opt)
         self.hypers = None if opt is None else hypers_snapshot(opt)
-        self.rng = _rng_states()
+        self.rng = rng_state()
 
     def saved_copy(self, tensor: torch.Tensor) -> torch.Tensor:
         """The value `tensor` had when the snapshot was taken."""
@@ -72,7 +71,7 @@ class TrainingSnapshot:
         if self.opt is not None:
             _restore_opt_state(self.opt, self.opt_state)
             restore_hypers(self.opt, self.hypers)
-        _set_rng_states(self.rng)
+        set_rng_state(self.rng)
 
 
 def _clone_all(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -116,19 +115,3 @@ def _restore_opt_state(opt: torch.optim.Optimizer, saved: dict) -> None:
                 original.copy_(value)
                 state[key] = original
         opt.state[p] = state
-
-
-def _rng_states() -> dict:
-    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    # only when CUDA is already in use: asking for its state would otherwise start a CUDA context
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict) -> None:
-    torch.set_rng_state(states["torch"])
-    np.random.set_state(states["numpy"])
-    random.setstate(states["python"])
-    if "cuda" in states:
-        torch.cuda.set_rng_state_all(states["cuda"])
