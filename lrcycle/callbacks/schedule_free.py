@@ -14,13 +14,12 @@ over at most `BN_BATCHES` training batches, with torch's RNG put back afterwards
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 
 import torch
 from torch import nn
 
+from ..batches import forward, split, to_device
 from ..callback import ORDER, Callback
-from ..evaluation import to_device
 
 BN_BATCHES = 50
 """Training batches the BatchNorm statistics of the evaluation weights are recomputed over."""
@@ -46,7 +45,7 @@ def batchnorm_layers(model: nn.Module) -> list:
 
 
 @torch.no_grad()
-def recompute_bn(model: nn.Module, train_dl, device, max_batches: int = BN_BATCHES) -> None:
+def recompute_bn(model: nn.Module, train_dl, device, max_batches: int = BN_BATCHES, n_inp=None) -> None:
     """BatchNorm running statistics as the plain average (`momentum=None`) over up to `max_batches` training
     batches seen by the current weights; the model's modes, momenta and torch's RNG come back as they were."""
     layers = batchnorm_layers(model)
@@ -62,10 +61,8 @@ def recompute_bn(model: nn.Module, train_dl, device, max_batches: int = BN_BATCH
             for i, batch in enumerate(train_dl):
                 if i >= max_batches:
                     break
-                if isinstance(batch, Mapping):
-                    model(**{k: to_device(v, device) for k, v in batch.items()})
-                else:
-                    model(to_device(batch[0], device))
+                inputs, _ = split(to_device(batch, device), n_inp)  # any batch shape the Learner takes
+                forward(model, inputs)
         finally:
             for layer, momentum in momenta:
                 layer.momentum = momentum
@@ -90,7 +87,7 @@ class EvalWeights:
         self.saved = [(t, t.detach().clone()) for t in tensors]
         self.flags = [group["train_mode"] for group in learn.opt.param_groups]
         learn.opt.eval()
-        recompute_bn(learn.model, learn.dls.train, learn.device)
+        recompute_bn(learn.model, learn.dls.train, learn.device, n_inp=learn.n_inp)
 
     @torch.no_grad()
     def leave(self) -> None:
@@ -142,7 +139,7 @@ class ScheduleFreeSwitch(Callback):
         self.switch = None  # the evaluation weights a validation put in place stay
         if in_train_mode(learn.opt):
             learn.opt.eval()
-            recompute_bn(learn.model, learn.dls.train, learn.device)
+            recompute_bn(learn.model, learn.dls.train, learn.device, n_inp=learn.n_inp)
 
     def cleanup_fit(self, learn) -> None:
         self.after_fit(learn)
