@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from functools import partial
+from functools import cache, partial
 
 from .interrupt import guarded, held_sigint, note_cleanup_error
 
@@ -165,6 +165,7 @@ def check_callback(cb) -> None:
             )
 
 
+@cache  # a pure function of the name; callbacks are checked at every fit, with the same method names
 def misspelt_hook(name: str) -> str | None:
     """For a method name that looks like a hook but is not an event: the event it most likely means ('' when
     none is close); None for a name that does not look like a hook. Hook-like: `before_`/`after_`/`cleanup_`
