@@ -263,7 +263,8 @@ def _cliff_pick(lrs, median, factor, divisor, near, rise, fall_shift=0.0, break_
 
 def fallen_at(lrs, losses, near: float, shift: float = 0.0, min_drop: float = 0.05) -> float:
     """The first lr at which the loss is at or below `bottom + near * (top - bottom) + shift`, interpolated in
-    log lr; NaN when it falls by less than `min_drop` of |top| (no fall to read)."""
+    log lr (the bottom's lr when a negative `shift` puts the level below the bottom); NaN when it falls by less
+    than `min_drop` of |top| (no fall to read)."""
     log_lrs, losses = _curve(lrs, losses, skip_end=0)
     if len(losses) < 2:
         return math.nan
@@ -272,7 +273,10 @@ def fallen_at(lrs, losses, near: float, shift: float = 0.0, min_drop: float = 0.
     if bottom_at == 0 or not top - bottom >= min_drop * abs(top):
         return math.nan
     level = bottom + near * (top - bottom) + shift
-    i = int(np.argmax(losses[: bottom_at + 1] <= level))
+    reached = losses[: bottom_at + 1] <= level
+    if not reached.any():  # a level moved below the bottom (cliff_band): the loss gets closest at its bottom
+        return float(10 ** log_lrs[bottom_at])
+    i = int(np.argmax(reached))
     if i == 0:
         return float(10 ** log_lrs[0])
     x0, x1, y0, y1 = log_lrs[i - 1], log_lrs[i], losses[i - 1], losses[i]

@@ -300,7 +300,9 @@ def test_cliff_ignores_the_loss_past_four_times_its_start():
     wild = raw > 4 * 2.3  # broken weights: the loss swings, down to 0
     raw[wild] = np.where(np.arange(wild.sum()) % 2, 0.0, 50.0)
     expected = expected_cliff(1e4, 4.0, 0.3, 2.0, climb=10.0)  # the break at 0.3 + 2 * 2.0, before the swings
-    assert suggest.cliff(LRS, None, raw, factor=1e4) == pytest.approx(expected, rel=1e-6)
+    assert suggest.cliff(LRS, None, raw, factor=1e4, divisor=4.0, near=0.3, rise=2.0) == pytest.approx(
+        expected, rel=1e-6
+    )
 
 
 def test_cliff_uses_the_last_lr_as_the_break_when_the_test_stopped_before_the_level():
@@ -320,8 +322,16 @@ def test_cliff_band_moves_each_level_by_the_medians_standard_error(noise, window
     # with scale 1 each level moves by one standard error of the running median
     err = noise * math.sqrt(math.pi / (2 * window))
     picks = [expected_cliff(factor, 4.0, 0.3, 2.0, f, b) for f in (-err, err) for b in (-err, err)]
-    band = suggest.cliff_band(LRS, None, fall_flat_climb(), noise=noise, scale=1.0, factor=factor, window=window)
+    settings = dict(factor=factor, divisor=4.0, near=0.3, rise=2.0, window=window)
+    band = suggest.cliff_band(LRS, None, fall_flat_climb(), noise=noise, scale=1.0, **settings)
     assert band == pytest.approx((min(picks), max(picks)), rel=1e-6)
+
+
+def test_a_level_moved_below_the_bottom_is_reached_at_the_bottom():
+    # fall_flat_climb reaches its bottom, 0.3, at 1e-2; a level 0.1 below that is never reached
+    assert suggest.fallen_at(LRS, fall_flat_climb(), near=0.1, shift=-0.3) == pytest.approx(1e-2, rel=1e-9)
+    low, high = suggest.cliff_band(LRS, None, fall_flat_climb(), noise=1.0, scale=1.0, near=0.1, window=1)
+    assert low <= suggest.cliff(LRS, None, fall_flat_climb(), near=0.1, window=1) <= high
 
 
 def test_cliff_band_reads_the_noise_of_the_losses_up_to_the_break():
