@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import checkpoint, distributed, plans
+from . import checkpoint, distributed, plans, tuning
 from . import resume as resume_fit
 from .batches import compute_loss, forward, split, to_device
 from .callback import (
@@ -57,6 +57,7 @@ from .preview import preview_call
 from .range_test import run_range_test
 from .recorder import Recorder
 from .training_state import plain_names
+from .tuning import TUNE_BUDGET, TUNE_FACTORS, TUNE_MARGIN
 
 
 def default_device() -> torch.device:
@@ -87,8 +88,7 @@ class Learner:
         self.path, self.model_dir = Path(path), model_dir
         self.opt, self.scaler, self.autocast = opt, None, nullcontext()  # opt None: built at the first fit
         self.recorder = self.sched = Recorder()  # `sched`: the name fastai 0.7 notebooks use
-        self.progress = ProgressCallback() if progress else None
-        self.callbacks = CallbackList()
+        self.progress, self.callbacks = (ProgressCallback() if progress else None), CallbackList()
         self.cbs = self.callbacks.items  # the same list: `learn.cbs` always reads the callbacks taking part
         guards = [ScalarLossCheck(), NonFiniteLossCheck(), FirstStepGuard()]  # errors and warnings, not silence
         self.add_cbs([self.recorder, *guards] + ([self.progress] if progress else []) + cbs)
@@ -158,9 +158,7 @@ class Learner:
         return plans.steps_per_epoch(self.dls.train, [*self.cbs, *(cbs or [])])
 
     def fit_epochs(self, n_epoch: int, cbs=(), start_epoch: int = 0, with_valid: bool = True, cycle_ends=None) -> None:
-        """The loop, for `n_epoch` epochs with extra callbacks: every fit form comes down to this. From
-        `start_epoch` on, `train_iter` counts from there (a schedule resumes on its curve); `cycle_ends` is
-        kept as `learn.cycle_ends` for the callbacks that act at cycle ends (snapshots, averaging)."""
+        """The loop of every fit form: `n_epoch` epochs, `train_iter` from `start_epoch`, `learn.cycle_ends` set."""
         n_iter = check_train_loader(self.dls.train)
         check_start_epoch(start_epoch, check_positive_int(n_epoch, "n_epoch"))
         cbs = check_fit_start(self, cbs)  # every callback's check(learn), before anything changes
@@ -218,12 +216,11 @@ class Learner:
     def _run_validation(self, dl) -> None:
         self.training = False
         self.model.eval()  # the stage's mode, as the validation hooks see it and as it is left afterwards
-        self._valid_dl = dl
-        self._with_events(self._do_validate, "validate", CancelValidException)
+        self._with_events(partial(self._do_validate, dl), "validate", CancelValidException)
         self.validated_this_epoch = True
 
-    def _do_validate(self) -> None:
-        with eval_batches(self.model, self._valid_dl, self.device) as batches:
+    def _do_validate(self, dl) -> None:
+        with eval_batches(self.model, dl, self.device) as batches:
             for i, batch in enumerate(batches):
                 self.iter, (self.xb, self.yb) = i, split(batch, self.n_inp)
                 self._with_events(self._forward_loss, "batch", CancelBatchException)
@@ -281,6 +278,11 @@ class Learner:
                 show_plot=False, n_repeats=1):  # fmt: skip
         """The range test, all put back exactly: suggestions (`n_repeats` tests averaged), their curve and band."""
         return run_range_test(self, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs, show_plot, n_repeats)
+
+    def lr_tune(self, method, *args, lr=None, factors=TUNE_FACTORS, budget=TUNE_BUDGET, margin=TUNE_MARGIN,
+                monitor="valid_loss", **kwargs):  # fmt: skip
+        """Trial fits of `learn.<method>(*args, **kwargs)` at multiples of `lr` (default lr_find's), restored."""
+        return tuning.lr_tune(self, method, args, kwargs, lr, factors, budget, margin, monitor)
 
     def preview(self, method, *args, plot: bool = False, **kwargs):
         """What `learn.<method>(*args, **kwargs)` would set per step, as `recorder.iter_df()` rows; nothing changes."""
