@@ -134,6 +134,14 @@ def run_fit(task, schedule: str, lr: float, budget: int, seed: int) -> list[floa
     return [row["accuracy"] for row in learn.recorder.epochs]
 
 
+def default_rule_id() -> str:
+    """The default suggestion's name, with its fitted settings when it is `cliff` (they have changed before)."""
+    rule = suggest.DEFAULT_FUNCS[0].__name__
+    if rule != "cliff":
+        return rule
+    return f"cliff({suggest.CLIFF_FACTOR:g},{suggest.CLIFF_DIVISOR:g},{suggest.CLIFF_NEAR:g},{suggest.CLIFF_RISE:g})"
+
+
 def suggested_lr(task, kind: str, budget: int, seed: int) -> float:
     """`lr_find`'s default (first) suggestion for a fresh model of this seed and this optimizer."""
     return float(make_learner(task, kind, budget, seed).lr_find()[0])
@@ -180,11 +188,11 @@ def study(tasks: dict, schedules, seeds, grids, cache: Cache, epochs=None, log=p
             best_curves = runs[long, row["long"]["lr"]]
             target = TARGETS[task_name]
             row["to_target"] = [next((e + 1 for e, a in enumerate(c) if a >= target), None) for c in best_curves]
-            rule = suggest.DEFAULT_FUNCS[0].__name__  # cached per rule: a new default is measured afresh
+            rule = default_rule_id()  # cached per rule and settings: a new default is measured afresh
             find_key = f"{task_name}|lr_find:{rule}|{kind}|{long}"
             sugg = [cache.get(f"{find_key}|{s}", suggested_lr, task, kind, long, s) for s in seeds]
             at_sugg = [
-                cache.get(f"{task_name}|{name}|{long}|sugg:{rule}|{s}", run_fit, task, name, lr, long, s)[-1]
+                cache.get(f"{task_name}|{name}|{long}|sugg:{lr:.6g}|{s}", run_fit, task, name, lr, long, s)[-1]
                 for s, lr in zip(seeds, sugg, strict=True)
             ]
             row["suggested"] = {"lrs": sugg, "accs": at_sugg}

@@ -1,6 +1,6 @@
 """How good are the range test's suggestions? Train at each suggested lr and compare with a grid's best.
 
-Twelve tasks on data that needs no download (scikit-learn's digits, breast cancer and wine, MNIST-1D
+Thirteen tasks on data that needs no download (scikit-learn's digits, breast cancer and wine, MNIST-1D
 generated locally by the `mnist1d` package, synthetic `make_classification` sets), five kinds of model
 (MLP, CNN, BatchNorm CNN, residual MLP, GRU), SGD with momentum, Adam and AdamW with weight decay, budgets
 of 3 to 15 epochs and batches of 16 to 128. Per task, the oracle is the best mean validation accuracy over
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lrcycle import DataLoaders, Learner, accuracy, suggest
+from lrcycle import DataLoaders, Learner, accuracy, suggest, tuning
 from lrcycle.data import digits_arrays
 
 CACHE = Path(__file__).parent / ".cache" / "suggest_quality"
@@ -193,6 +193,7 @@ TASKS = [
     Task("m1d-cnn-adam-15", "mnist1d", mnist1d_cnn, "adam", 15, 100),
     Task("m1d-cnn-adam-5", "mnist1d", mnist1d_cnn, "adam", 5, 100),
     Task("m1d-mlp-sgd-15", "mnist1d", lambda: mlp(40, 10), "sgd", 15, 100),
+    Task("m1d-cnn-sgd-15", "mnist1d", mnist1d_cnn, "sgd", 15, 128),  # where schedules_quality saw cliff fail
     Task("m1d-bncnn-sgd-5", "mnist1d", lambda: mnist1d_cnn(bn=True), "sgd", 5, 50),
     Task("m1d-resmlp-adamw-3", "mnist1d", lambda: residual_mlp(40, 10), "adamw", 3, 32),
     Task("m1d-gru-adam-3", "mnist1d", SequenceGRU, "adam", 3, 64),
@@ -318,7 +319,7 @@ def pick(rule, curve: dict, task: Task) -> float:
 # ---------------------------------------------------------------- one task
 
 
-def run_task(task: Task, quick: bool, train_picks: bool = True) -> dict:
+def run_task(task: Task, quick: bool, train_picks: bool = True, tune: bool = True) -> dict:
     store = TaskCache(task)
     logs, accs = grid_accuracies(task, store, quick)
     seeds = SEEDS[: accs.shape[1]]
@@ -349,10 +350,22 @@ def run_task(task: Task, quick: bool, train_picks: bool = True) -> dict:
             "ratio": geo_mean(lrs) / result["oracle_lr"],
             "regret": float(np.mean(scores)) - result["oracle"],
         }
+    # the noise floor: the oracle's own lr, 1% higher, trained again; what re-measuring the oracle itself loses
+    lrs = [result["oracle_lr"] * NUDGE for _ in seeds]
+    scores = [accuracy_at(task, store, s, lr) for s, lr in zip(seeds, lrs)]
+    regret = float(np.mean(scores)) - result["oracle"]
+    result["rules"][f"oracle_x{NUDGE:g}"] = {"lrs": lrs, "n_nan": 0, "scores": scores, "ratio": NUDGE, "regret": regret}
+    if tune:  # the more expensive lr_tune, with its defaults: trained at its pick like the rules
+        trials = TrialCache(task)
+        lrs = [tuned_lr(task, trials, s) for s in seeds]
+        scores = [accuracy_at(task, store, s, lr) for s, lr in zip(seeds, lrs)]
+        ratio, regret = geo_mean(lrs) / result["oracle_lr"], float(np.mean(scores)) - result["oracle"]
+        result["rules"]["lr_tune"] = {"lrs": lrs, "n_nan": 0, "scores": scores, "ratio": ratio, "regret": regret}
     result["order_spread"] = order_spread(task, curves)
     return result
 
 
+NUDGE = 1.01  # the noise floor's lr, as a multiple of the oracle's
 BAND_SCALES = (1, 2, 4, 8, 16, 32, 64)
 
 
@@ -381,6 +394,106 @@ def order_spread(task: Task, curves: dict) -> dict:
 def geo_mean(values) -> float:
     values = [v for v in values if math.isfinite(v) and v > 0]
     return float(np.exp(np.mean(np.log(values)))) if values else math.nan
+
+
+# ---------------------------------------------------------------- lr_tune
+
+TRIAL_FACTORS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0)  # multiples of the default pick the sweep tries
+TRIAL_BUDGETS = (0.1, 0.2, 0.34, 0.5)  # shares of each epoch's steps a trial runs
+
+
+class TrialCache(TaskCache):
+    """lr_tune's trials and picks, in a file of their own: `{task}.trials.json`."""
+
+    def __init__(self, task: Task):
+        self.path = CACHE / f"{task.name}.trials.json"
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {"trials": {}, "tuned": {}}
+
+
+def trial_scores(task: Task, store: TrialCache, seed: int, lr: float, budget: float) -> dict:
+    """`tuning.run_trial` (what `lr_tune` runs per candidate) from the seed's initialisation: valid_loss, accuracy."""
+    key = f"{budget}|{lr_key(seed, lr)}"
+    if key not in store.data["trials"]:
+        learn = make_learner(task, seed)
+        steps = max(1, math.ceil(budget * learn.steps_per_epoch()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scores = tuning.run_trial(learn, "fit_one_cycle", (task.n_epoch,), {}, lr, steps)
+        store.data["trials"][key] = {k: (v if math.isfinite(v) else None) for k, v in scores.items()}
+        store.save()
+    return store.data["trials"][key]
+
+
+def tuned_lr(task: Task, store: TrialCache, seed: int) -> float:
+    """`learn.lr_tune('fit_one_cycle', n_epoch)` with its defaults, on the seed's fresh learner."""
+    cliff_settings = (suggest.CLIFF_FACTOR, suggest.CLIFF_DIVISOR, suggest.CLIFF_NEAR)
+    settings = (tuning.TUNE_FACTORS, tuning.TUNE_BUDGET, *cliff_settings)
+    key = f"{seed}|{settings}"  # the defaults (and the estimate's rule) it ran with
+    if key not in store.data["tuned"]:
+        learn = make_learner(task, seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            store.data["tuned"][key] = learn.lr_tune("fit_one_cycle", task.n_epoch).lr
+        store.save()
+    return store.data["tuned"][key]
+
+
+def tune_choice(trials: list[dict], factors, monitor: str) -> float:
+    """The factor whose trial scored best (accuracy highest, or valid_loss lowest; a missing score worst)."""
+    sign = 1 if monitor == "accuracy" else -1
+    scored = [(sign * t[monitor] if t[monitor] is not None else -math.inf, f) for t, f in zip(trials, factors)]
+    return max(scored)[1]
+
+
+MARGINS = (1.0, 2**-0.5, 0.5)
+
+
+def fit_tune_settings(tasks: list[Task]) -> None:
+    """lr_tune's factors (a run of consecutive TRIAL_FACTORS), budget, monitor and margin by worst-task regret
+    over all tasks and seeds (to 0.1 point; then the lower cost, then the better mean regret), each pick scored
+    on the grid; prints the best settings and the per-task regrets of the first."""
+    rows, per_task = [], {}
+    for task in tasks:
+        store = TaskCache(task)
+        logs, accs = grid_accuracies(task, store, quick=False)
+        estimates = [pick(suggest.cliff, range_test(task, store, s, 0), task) for s in SEEDS]
+        trials = {
+            (budget, i): [trial_scores(task, TrialCache(task), s, lr * f, budget) for f in TRIAL_FACTORS]
+            for budget in TRIAL_BUDGETS
+            for i, (s, lr) in enumerate(zip(SEEDS, estimates))
+        }
+        per_task[task.name] = (logs, accs, estimates, trials)
+    n = len(TRIAL_FACTORS)
+    windows = [list(range(i, j)) for i in range(n) for j in range(i + 2, n + 1)]
+    for budget in TRIAL_BUDGETS:
+        for window in windows:
+            factors = [TRIAL_FACTORS[k] for k in window]
+            for monitor in ("accuracy", "valid_loss"):
+                for margin in MARGINS:
+                    regrets = []
+                    for logs, accs, estimates, trials in per_task.values():
+                        scores = []
+                        for i, lr in enumerate(estimates):
+                            runs = [trials[budget, i][k] for k in window]
+                            chosen = lr * tune_choice(runs, factors, monitor) * margin
+                            scores.append(interpolated(logs, accs, math.log10(chosen), i))
+                        regrets.append(float(np.mean(scores)) - accs.mean(1).max())
+                    cost = len(factors) * budget
+                    rows.append(
+                        (min(regrets), float(np.mean(regrets)), -cost, budget, factors, monitor, margin, regrets)
+                    )
+    rows.sort(key=lambda r: (-round(r[0], 1), -r[2], -r[1]))  # worst regret (to 0.1 point), cost, mean regret
+    print(f"{'budget':>6} {'factors':<36} {'monitor':<10} {'margin':>6} {'cost':>5} {'worst':>7} {'mean':>7}")
+    for worst, mean, neg_cost, budget, factors, monitor, margin, _ in rows[:15]:
+        shown = ", ".join(f"{f:g}" for f in factors)
+        print(f"{budget:>6} {shown:<36} {monitor:<10} {margin:>6.3g} {-neg_cost:>5.2f} {worst:>+7.2f} {mean:>+7.2f}")
+    print("\nper task, the first settings:")
+    for name, regret in zip(per_task, rows[0][-1]):
+        print(f"  {name:<28} {regret:>+7.2f}")
+
+
+def task_by_name(name: str) -> Task:
+    return next(t for t in TASKS if t.name == name)
 
 
 # ---------------------------------------------------------------- tables
@@ -471,6 +584,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 tasks, a half-decade grid, 2 seeds: a smoke run")
     parser.add_argument("--tasks", help="comma-separated task names (default: all)")
     parser.add_argument("--fit", action="store_true", help="choose the default rule's settings on the cached grids")
+    parser.add_argument("--tune-fit", action="store_true", help="choose lr_tune's settings (trains its trials once)")
+    parser.add_argument("--no-tune", action="store_true", help="leave out the lr_tune column")
     parser.add_argument("--no-train-picks", action="store_true", help="score rules on the grid, not by training")
     parser.add_argument("--dump", help="write grids, curves and picks to this JSON file")
     args = parser.parse_args()
@@ -484,9 +599,12 @@ def main() -> None:
     if args.fit:
         fit_settings(tasks)
         return
+    if args.tune_fit:
+        fit_tune_settings(tasks)
+        return
     start, results = time.perf_counter(), []
     for task in tasks:
-        results.append(run_task(task, args.quick, train_picks=not args.no_train_picks))
+        results.append(run_task(task, args.quick, train_picks=not args.no_train_picks, tune=not args.no_tune))
         print(f"{task.name}: done at {time.perf_counter() - start:.0f} s", flush=True)
     print_table(results)
     default = rules()[0].__name__
