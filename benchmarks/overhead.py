@@ -11,7 +11,9 @@ Same model, same DataLoader, same optimizer (SGD with momentum), one CPU thread.
 Training only (no validation loader), so every timed iteration is a training step. Each run trains a
 fresh copy of the same initial model; the variants run interleaved in a shuffled order, `--repeats` times
 (many short runs follow a machine's changing load better than a few long ones), and the table shows the
-median it/s and the median of the per-repeat time ratios (variant / raw; 1.02x = 2% slower than raw).
+median it/s and the median of the per-repeat time ratios (variant / raw; 1.02x = 2% slower than raw), with their
+quartiles for the plain Learner and for raw+OneCycleLR (whose true cost is a few microseconds an iteration): the
+spread a shared machine puts on single runs.
 
 The last column and a second table isolate the fixed cost per iteration: the same loops with every torch operation made
 nearly free (a one-parameter model returning its parameter, a loss whose backward does nothing, an optimizer
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import gc
 import io
 import math
 import os
@@ -99,11 +102,18 @@ def run(variant, model, dl, n_epoch):
 
 
 def timed(clock, variant, model, dl, n_epoch):
+    """One run's time, the garbage collector off while it runs (as `timeit` does): a collection of the
+    earlier runs' objects would otherwise land in whichever variant happens to run next."""
     model = copy.deepcopy(model)
     torch.manual_seed(0)
-    start = clock()
-    run(variant, model, dl, n_epoch)
-    return clock() - start
+    gc.collect()
+    gc.disable()
+    try:
+        start = clock()
+        run(variant, model, dl, n_epoch)
+        return clock() - start
+    finally:
+        gc.enable()
 
 
 def bench(model_name, bs, repeats, seconds, clock):
@@ -122,12 +132,11 @@ def bench(model_name, bs, repeats, seconds, clock):
         random.shuffle(order)
         for variant in order:
             times[variant].append(timed(clock, variant, model, dl, n_epoch))
-    ratios = {
-        v: statistics.median(t / r for t, r in zip(times[v], times[BASELINE.get(v, "raw")], strict=True))
-        for v in VARIANTS
-    }
+    per_repeat = {v: [t / r for t, r in zip(times[v], times[BASELINE.get(v, "raw")], strict=True)] for v in VARIANTS}
+    ratios = {v: statistics.median(r) for v, r in per_repeat.items()}
+    quartiles = {v: statistics.quantiles(r, n=4)[::2] for v, r in per_repeat.items()}  # [25th, 75th]
     its = {v: n_iter / statistics.median(times[v]) for v in VARIANTS}
-    return {"model": model_name, "bs": bs, "iters": n_iter, "its": its, "ratios": ratios}
+    return {"model": model_name, "bs": bs, "iters": n_iter, "its": its, "ratios": ratios, "quartiles": quartiles}
 
 
 class _NullModel(nn.Module):
@@ -205,6 +214,12 @@ def fixed_cost(repeats, clock, n_batches=2000):
     return {name: min(t[1:]) / n_batches * 1e6 for name, t in times.items()}
 
 
+def with_quartiles(row: dict, variant: str) -> str:
+    """`1.012x (0.97-1.05)`: the median ratio and the 25th and 75th percentiles of the per-repeat ratios."""
+    low, high = row["quartiles"][variant]
+    return f"{row['ratios'][variant]:.3f}x ({low:.2f}-{high:.2f})"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 repeats: a smoke run")
@@ -230,9 +245,9 @@ def main(argv=None) -> None:
         "iters",
         "raw it/s",
         "lrcycle it/s",
-        "ratio off",
+        "ratio off (quartiles)",
         "ratio bar on",
-        "raw+OneCycleLR",
+        "raw+OneCycleLR (quartiles)",
         "off, from fixed cost",
         "raw bf16 it/s",
         "MixedPrecision(bf16) / raw autocast",
@@ -250,9 +265,9 @@ def main(argv=None) -> None:
                 str(r["iters"]),
                 f"{r['its']['raw']:.0f}",
                 f"{r['its']['off']:.0f}",
-                f"{r['ratios']['off']:.3f}x",
+                with_quartiles(r, "off"),
                 f"{r['ratios']['bar']:.3f}x",
-                f"{r['ratios']['raw+1cyc']:.3f}x",
+                with_quartiles(r, "raw+1cyc"),
                 f"{1 + extra_s * r['its']['raw']:.3f}x",
                 f"{r['its']['raw bf16']:.0f}",
                 f"{r['ratios']['bf16']:.3f}x",

@@ -20,7 +20,7 @@ import numpy as np
 
 # cliff's settings, fitted on every task, seed and batch order of benchmarks/suggest_quality.py at once (--fit)
 CLIFF_FACTOR, CLIFF_DIVISOR, CLIFF_NEAR, CLIFF_RISE, CLIFF_WINDOW = 3.0, 4.0, 0.3, 2.0, 3
-CLIFF_BAND_SCALE = 8.0  # cliff_band's width in standard errors: it then holds 2/3 of other batch orders' picks
+CLIFF_BAND_SCALE = 8.0  # cliff_band's width in standard errors: it then holds about 2/3 (63%) of other orders' picks
 # Picks further apart than this cannot all be good: on every benchmark task, 2x off the best lr costs > 0.5 points.
 AGREE_FACTOR = 2.0
 
