@@ -82,7 +82,8 @@ def lr_tune(learn, method, args, kwargs, lr=None, factors=TUNE_FACTORS, budget=T
     """The lr for `learn.<method>(*args, **kwargs)` (its lr left out): `margin` times the best trial's lr.
 
     The estimate is `lr`, or the default suggestion of `learn.lr_find()`. A trial runs the call at
-    `factor * estimate` with every epoch cut to `budget` of its steps (`TrialEpochs`), then `validate()`;
+    `factor * estimate` (one lr for every layer group) with every epoch cut to `budget` of its steps
+    (`TrialEpochs`), then `validate()`;
     `monitor` ('valid_loss' or a metric's name; lower is better for names with 'loss' or 'error' in them)
     ranks them, a NaN last. Model, optimizer, RNGs, grad scalers and the learner's lr are put back after
     every trial, on every exit.
