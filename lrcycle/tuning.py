@@ -20,6 +20,7 @@ from functools import partial
 
 import pandas as pd
 
+from . import plans
 from .callback import ORDER, Callback, CancelTrainException, CancelValidException
 from .checks import check_number, check_valid_loader
 from .interrupt import guarded
@@ -27,13 +28,14 @@ from .range_test import restore_snapshot, take_snapshot
 from .recorder import metric_name
 
 # The defaults were chosen on every task and seed of benchmarks/suggest_quality.py at once (`--tune-fit`, by
-# worst-task regret, then mean regret, then cost); the README's "Suggestion quality" has the figures.
+# worst-task regret, then cost, then mean regret); the README's "Suggestion quality" has the figures.
 TUNE_FACTORS = (0.5, 1.0, 2.0)  # multiples of the estimate tried
 TUNE_BUDGET = 0.34  # share of each epoch's optimizer steps a trial runs
 TUNE_MARGIN = 2**-0.5  # the best trial's lr times this is the answer
 
-TUNABLE = ("fit", "fit_one_cycle", "fit_flat_cos", "fit_wsd")
-"""Fit forms whose lr may be left out of the call (the learner's `lr` then plans it), so a trial can set it."""
+TUNABLE = {"fit": 0, "fit_one_cycle": 1, "fit_flat_cos": 1, "fit_wsd": 1}
+"""Fit forms whose lr may be left out of the call (the learner's `lr` then plans it, so a trial can set it),
+and the lr's position among their arguments."""
 
 
 class TrialEpochs(Callback):
@@ -83,12 +85,13 @@ def lr_tune(learn, method, args, kwargs, lr=None, factors=TUNE_FACTORS, budget=T
 
     The estimate is `lr`, or the default suggestion of `learn.lr_find()`. A trial runs the call at
     `factor * estimate` (one lr for every layer group) with every epoch cut to `budget` of its steps
-    (`TrialEpochs`), then `validate()`;
-    `monitor` ('valid_loss' or a metric's name; lower is better for names with 'loss' or 'error' in them)
-    ranks them, a NaN last. Model, optimizer, RNGs, grad scalers and the learner's lr are put back after
-    every trial, on every exit.
+    (`TrialEpochs`), then `validate()`; `monitor` ('valid_loss' or a metric's name; lower is better for
+    names with 'loss' or 'error' in them) ranks the trials, a NaN last. The call's arguments are checked
+    first; model, optimizer, RNGs, grad scalers and the learner's lr are put back after every trial, on
+    every exit.
     """
     name = check_tunable(method, args, kwargs)
+    plans.plan_call(learn.plan_defaults(kwargs.get("cbs")), name, args, kwargs)  # the call's own checks, up front
     check_valid_loader(learn.dls.valid)
     factors = check_factors(factors)
     budget = check_number(budget, "budget", 0.0, 1.0, closed=(False, True))
@@ -143,7 +146,7 @@ def check_tunable(method, args, kwargs) -> str:
     lr_names = {"lr", "lr_max"} & set(kwargs)
     if lr_names:
         raise ValueError(f"{lr_names.pop()}: lr_tune chooses the lr; leave it out (pass lr= for the estimate)")
-    positional_lr = {"fit": 0, "fit_one_cycle": 1, "fit_flat_cos": 1, "fit_wsd": 1}[name]
+    positional_lr = TUNABLE[name]
     if len(args) > positional_lr and args[positional_lr] is not None:
         raise ValueError(f"args: {name}'s lr (argument {positional_lr + 1}) is what lr_tune chooses; pass None there")
     saving = [k for k in ("cycle_save_name", "best_save_name", "resume") if kwargs.get(k) is not None]

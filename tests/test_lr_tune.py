@@ -182,6 +182,8 @@ def test_an_interrupted_trial_puts_everything_back(error):
         (lambda learn: learn.lr_tune("fit_one_cycle", 2, lr=0.01, margin=0), "margin"),
         (lambda learn: learn.lr_tune("fit_one_cycle", 2, lr=-1.0), "lr"),
         (lambda learn: learn.lr_tune("fit_one_cycle", 2, lr=0.01, best_save_name="b"), "best_save_name"),
+        (lambda learn: learn.lr_tune("fit_one_cycle", 0), "n_epoch"),  # the call's own checks, before lr_find
+        (lambda learn: learn.lr_tune("fit_one_cycle", 2, pct_start=2.0), "pct_start"),
     ],
 )
 def test_bad_arguments_are_named_before_anything_changes(call, message):
@@ -190,6 +192,7 @@ def test_bad_arguments_are_named_before_anything_changes(call, message):
     with pytest.raises(ValueError, match=message):
         call(learn)
     assert_same_state(before, learn)
+    assert learn.recorder.lr_find_result is None  # no range test was run for nothing
 
 
 def test_no_validation_set_is_an_error_before_anything_changes():
