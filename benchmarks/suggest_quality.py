@@ -457,8 +457,9 @@ def fit_tune_settings(tasks: list[Task]) -> None:
         store = TaskCache(task)
         logs, accs = grid_accuracies(task, store, quick=False)
         estimates = [pick(suggest.cliff, range_test(task, store, s, 0), task) for s in SEEDS]
+        trial_store = TrialCache(task)  # one read of the task's trial file
         trials = {
-            (budget, i): [trial_scores(task, TrialCache(task), s, lr * f, budget) for f in TRIAL_FACTORS]
+            (budget, i): [trial_scores(task, trial_store, s, lr * f, budget) for f in TRIAL_FACTORS]
             for budget in TRIAL_BUDGETS
             for i, (s, lr) in enumerate(zip(SEEDS, estimates))
         }
@@ -490,10 +491,6 @@ def fit_tune_settings(tasks: list[Task]) -> None:
     print("\nper task, the first settings:")
     for name, regret in zip(per_task, rows[0][-1]):
         print(f"  {name:<28} {regret:>+7.2f}")
-
-
-def task_by_name(name: str) -> Task:
-    return next(t for t in TASKS if t.name == name)
 
 
 # ---------------------------------------------------------------- tables

@@ -22,6 +22,7 @@ import pandas as pd
 
 from . import plans
 from .callback import ORDER, Callback, CancelTrainException, CancelValidException
+from .callbacks.tracking import auto_mode
 from .checks import check_number, check_valid_loader
 from .interrupt import guarded
 from .range_test import restore_snapshot, take_snapshot
@@ -166,9 +167,8 @@ def check_factors(factors) -> tuple[float, ...]:
 
 
 def check_monitor(learn, monitor) -> tuple[str, bool]:
-    """The score to compare and whether higher is better: lower for names with 'loss' or 'error' in them (as
-    the trackers' `mode='auto'`), higher otherwise."""
+    """The score to compare and whether higher is better, as the trackers' `mode='auto'` decides."""
     names = [metric_name(m) for m in learn.metrics]
     if monitor != "valid_loss" and monitor not in names:
         raise ValueError(f"monitor: expected 'valid_loss' or one of the metrics {names}, got {monitor!r}")
-    return monitor, not ("loss" in monitor or "error" in monitor)
+    return monitor, auto_mode(monitor) == "max"

@@ -14,6 +14,11 @@ from ..distributed import group_active
 from ..recorder import metric_name
 
 
+def auto_mode(monitor: str) -> str:
+    """'min' for names with 'loss' or 'error' in them (lower is better), 'max' otherwise."""
+    return "min" if "loss" in monitor or "error" in monitor else "max"
+
+
 class TrackerCallback(Callback):
     """Follows one column of the recorder's epoch table (`valid_loss`, `train_loss` or a metric's name).
 
@@ -31,7 +36,7 @@ class TrackerCallback(Callback):
         if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not min_delta >= 0:
             raise ValueError(f"min_delta: must be a number >= 0, got {min_delta!r}")
         if mode == "auto":
-            mode = "min" if "loss" in monitor or "error" in monitor else "max"
+            mode = auto_mode(monitor)
         self.monitor, self.mode, self.min_delta = monitor, mode, float(min_delta)
 
     def check(self, learn) -> None:
