@@ -145,7 +145,7 @@ def divergence(lrs, smooth_losses, rise: float = 0.5, shift: float = 0.0) -> flo
     rise * (top - bottom) + shift` (`top` the highest smoothed loss before the bottom), interpolated in log lr.
 
     When it never climbs that far (the test stopped first, or ran out of lrs), the last finite point: the
-    training broke there or later.
+    training broke there or later. A negative `shift` that puts the level below the bottom gives the bottom's lr.
     """
     if not rise > 0:
         raise ValueError(f"rise: must be > 0, got {rise!r}")
@@ -160,6 +160,8 @@ def divergence(lrs, smooth_losses, rise: float = 0.5, shift: float = 0.0) -> flo
     over = np.nonzero(losses[bottom_at:] > level)[0]
     if len(over) == 0:
         return float(10 ** log_lrs[-1])
+    if over[0] == 0:  # a level moved below the bottom (cliff_band): the loss is over it from its bottom on
+        return float(10 ** log_lrs[bottom_at])
     i = bottom_at + int(over[0])  # losses[i - 1] <= level < losses[i]
     x0, x1, y0, y1 = log_lrs[i - 1], log_lrs[i], losses[i - 1], losses[i]
     return float(10 ** (x0 + (x1 - x0) * (level - y0) / (y1 - y0)))

@@ -334,6 +334,15 @@ def test_a_level_moved_below_the_bottom_is_reached_at_the_bottom():
     assert low <= suggest.cliff(LRS, None, fall_flat_climb(), near=0.1, window=1) <= high
 
 
+def test_a_break_level_moved_below_the_bottom_is_passed_at_the_bottom():
+    # fall_flat_climb's bottom is 0.3 from 1e-2 on, after a fall of 2.0; rise 0.5 and shift -1.1 put the level at 0.2
+    assert suggest.divergence(LRS, fall_flat_climb(), rise=0.5, shift=-1.1) == pytest.approx(1e-2, rel=1e-9)
+    # found by hypothesis: a loss that falls at once to its last point; the band must stay within the tested lrs
+    lrs, losses = [0.5, 0.5, 1.0], [1.0, 0.0, 0.0]
+    low, high = suggest.cliff_band(lrs, losses)
+    assert 0.5 / 10 <= low <= high <= 1.0
+
+
 def test_cliff_band_reads_the_noise_of_the_losses_up_to_the_break():
     rng = np.random.default_rng(0)
     raw = fall_flat_climb() + rng.normal(0, 0.05, len(LRS))
