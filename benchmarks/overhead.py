@@ -1,32 +1,34 @@
-"""What does the Learner cost? Iterations per second of `Learner.fit` against a hand-written loop.
+"""What does the Learner cost? `Learner.fit` against a hand-written loop, on the same model, data and optimizer.
 
-Same model, same DataLoader, same optimizer (SGD with momentum), one CPU thread. Variants:
+SGD with momentum, one CPU thread, training only (no validation loader). Variants:
   raw        the hand-written loop: forward, loss, backward, step, zero_grad, and `loss.item()` kept in a
              list (the one value per iteration the recorder needs too)
-  raw+1cyc   the raw loop plus `torch.optim.lr_scheduler.OneCycleLR.step()` each iteration, for reference
   off        `learn.fit(lr, n_epoch)` with `progress=False` (Recorder on: losses, smoothed loss, lrs, moms)
   bar        the same with the progress callback on (terminal mode: one line per epoch, captured)
-  raw bf16   the raw loop with forward and loss under `torch.autocast("cpu", dtype=torch.bfloat16)`
-  bf16       `learn.fit` with `MixedPrecision(torch.bfloat16)` (`learn.to_bf16()`), its ratio against raw bf16
-Training only (no validation loader), so every timed iteration is a training step. Each run trains a
-fresh copy of the same initial model; the variants run interleaved in a shuffled order, `--repeats` times
-(many short runs follow a machine's changing load better than a few long ones), and the table shows the
-median it/s and the median of the per-repeat time ratios (variant / raw; 1.02x = 2% slower than raw), with their
-quartiles for the plain Learner and for raw+OneCycleLR (whose true cost is a few microseconds an iteration): the
-spread a shared machine puts on single runs.
+  bf16       `learn.fit` with `MixedPrecision(torch.bfloat16)` (`learn.to_bf16()`), against the raw loop with
+             its forward and loss under `torch.autocast("cpu", dtype=torch.bfloat16)`
+  raw+1cyc   the raw loop plus `torch.optim.lr_scheduler.OneCycleLR.step()` each iteration, for reference
 
-The last column and a second table isolate the fixed cost per iteration: the same loops with every torch operation made
-nearly free (a one-parameter model returning its parameter, a loss whose backward does nothing, an optimizer
-whose step does nothing), in microseconds, minimum over the repeats; the difference is what the Learner's
-events, callbacks and recorder add to each iteration, whatever the model. That column is
-1 + (that difference) x (raw it/s): the ratio the fixed cost alone implies, free of the run-to-run noise
-that the measured ratios carry on a busy machine.
+Three measures, printed as three tables:
+1. Side by side in one fit (`PairedBatches`): the raw loop runs inside the Learner's fit, one raw step for
+   each of the Learner's iterations, on the same batch, so the load of a shared machine lands on both
+   alike. Per iteration: the median over every batch of (Learner + fetch) / (raw + fetch) and of the
+   difference in microseconds; per fit: what the Learner spends outside its iterations (construction, set-up,
+   epoch ends), and the whole fit's ratio, median and quartiles over the repeats.
+2. Separate runs, interleaved: each variant a fit of its own, in a shuffled order, `--repeats` times; the
+   median and quartiles of the per-repeat time ratios. On a busy machine single runs scatter far more
+   than the effect measured; it is kept as the plain check that needs no instrumented loader.
+3. The fixed cost per iteration: the same loops with every torch operation made nearly free (a
+   one-parameter model returning its parameter, a loss whose backward does nothing, an optimizer whose step
+   does nothing), in microseconds, minimum over the repeats; the difference is what the Learner's events,
+   callbacks and recorder add to each iteration, whatever the model. Table 2's "from the fixed cost" column
+   is 1 + (that difference) x (raw it/s).
 
 Time is this process's CPU time by default (single-threaded, so it is the work done, and it does not count
 the time the scheduler gives other processes on a shared machine); `--wall` uses wall-clock time.
 
-    python benchmarks/overhead.py           # 25 repeats of ~0.1 s runs (about 2 minutes on 1 core)
-    python benchmarks/overhead.py --quick   # 5 repeats, a smoke run (its ratios are noisy)
+    python benchmarks/overhead.py           # 25 repeats of ~0.1 s fits (about 5 minutes on 1 core)
+    python benchmarks/overhead.py --quick   # 5 repeats, a smoke run
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import contextlib
 import copy
 import gc
 import io
+import itertools
 import math
 import os
 import random
@@ -53,6 +56,17 @@ LR = 0.01
 MODELS = {"cnn": digits_cnn, "mlp": digits_mlp}
 VARIANTS = ["raw", "raw+1cyc", "off", "bar", "raw bf16", "bf16"]
 BASELINE = {"raw bf16": "raw bf16", "bf16": "raw bf16"}  # what each variant's ratio is taken against
+PAIRED = ["off", "bar", "bf16"]  # run against the raw loop (with autocast for bf16) inside one fit
+
+
+def raw_step(model, opt, loss_func, xb, yb, losses, autocast=False):
+    """One iteration of the hand-written loop."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        loss = loss_func(model(xb), yb)
+    loss.backward()
+    opt.step()
+    opt.zero_grad()
+    losses.append(loss.item())
 
 
 def raw_loop(model, dl, n_epoch, one_cycle=False, autocast=False):
@@ -65,20 +79,15 @@ def raw_loop(model, dl, n_epoch, one_cycle=False, autocast=False):
     model.train()
     for _ in range(n_epoch):
         for xb, yb in dl:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                loss = loss_func(model(xb), yb)
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
+            raw_step(model, opt, loss_func, xb, yb, losses, autocast)
             if sched is not None:
                 sched.step()
-            losses.append(loss.item())
     return losses
 
 
-def learner_fit(model, dl, n_epoch, progress, bf16=False):
+def learner_fit(model, train, n_epoch, progress, bf16=False):
     learn = Learner(
-        DataLoaders(dl, None, nn.CrossEntropyLoss()),
+        DataLoaders(train, None, nn.CrossEntropyLoss()),
         model,
         opt_func=partial(torch.optim.SGD, momentum=0.9),
         progress=progress,
@@ -133,10 +142,129 @@ def bench(model_name, bs, repeats, seconds, clock):
         for variant in order:
             times[variant].append(timed(clock, variant, model, dl, n_epoch))
     per_repeat = {v: [t / r for t, r in zip(times[v], times[BASELINE.get(v, "raw")], strict=True)] for v in VARIANTS}
-    ratios = {v: statistics.median(r) for v, r in per_repeat.items()}
-    quartiles = {v: statistics.quantiles(r, n=4)[::2] for v, r in per_repeat.items()}  # [25th, 75th]
+    ratios = {v: quartiles(r) for v, r in per_repeat.items()}
     its = {v: n_iter / statistics.median(times[v]) for v in VARIANTS}
-    return {"model": model_name, "bs": bs, "iters": n_iter, "its": its, "ratios": ratios, "quartiles": quartiles}
+    return {"model": model_name, "bs": bs, "iters": n_iter, "its": its, "ratios": ratios}
+
+
+class PairedBatches:
+    """A training loader that runs the raw loop inside the Learner's fit, batch by batch.
+
+    Each batch also trains the raw loop's own copy of the model for one step (`raw_step`): before the
+    Learner gets it on even batches, after the Learner is done with it on odd ones (whichever runs right
+    after the fetch finds the caches colder; alternating evens that out). The two loops thus alternate
+    every iteration, and whatever load the machine carries at any moment lands on both alike. It keeps, per
+    batch, `(fetch, raw, learner)` times: fetching the batch from the DataLoader, the raw step, and the
+    Learner's iteration (from handing the batch over to being asked for the next). Opening the DataLoader
+    each epoch and its last, empty fetch cost both loops alike: they are kept apart in `epoch_fetch`.
+    """
+
+    def __init__(self, dl, model, clock, autocast=False):
+        self.dl, self.clock, self.autocast = dl, clock, autocast
+        start = clock()
+        self.model, self.loss_func, self.losses = model, nn.CrossEntropyLoss(), []
+        self.opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+        model.train()
+        self.setup = clock() - start  # what the raw loop does once a fit, before its first batch
+        self.times: list[tuple[float, float, float]] = []
+        self.epoch_fetch = 0.0
+
+    def __len__(self):
+        return len(self.dl)
+
+    def __iter__(self):
+        clock = self.clock
+        start = clock()
+        batches = iter(self.dl)
+        self.epoch_fetch += clock() - start
+        for i in itertools.count():
+            start = clock()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                self.epoch_fetch += clock() - start
+                return
+            fetch = clock() - start
+            raw_first = i % 2 == 0
+            raw = self.raw_step(batch) if raw_first else 0.0
+            handed = clock()
+            yield batch
+            learner = clock() - handed
+            raw = raw if raw_first else self.raw_step(batch)
+            self.times.append((fetch, raw, learner))
+
+    def raw_step(self, batch) -> float:
+        start = self.clock()
+        raw_step(self.model, self.opt, self.loss_func, *batch, self.losses, self.autocast)
+        return self.clock() - start
+
+
+def paired_run(variant, model, dl, n_epoch, clock):
+    """One fit of the Learner with the raw loop run inside it (`PairedBatches`); returns per-batch times,
+    and the whole fit's time for each side: the Learner's (construction included, the raw steps taken out)
+    and the raw loop's (its setup, fetches and steps)."""
+    batches = PairedBatches(dl, copy.deepcopy(model), clock, autocast=variant == "bf16")
+    model = copy.deepcopy(model)
+    torch.manual_seed(0)
+    gc.collect()
+    gc.disable()
+    try:
+        start = clock()
+        learner_fit(model, batches, n_epoch, progress=variant == "bar", bf16=variant == "bf16")
+        total = clock() - start
+    finally:
+        gc.enable()
+    fetch, raw, learner = (sum(column) for column in zip(*batches.times, strict=True))
+    fetch += batches.epoch_fetch
+    return {
+        "times": batches.times,
+        "learner": total - raw,
+        "raw": batches.setup + fetch + raw,
+        "fixed": total - raw - fetch - learner - batches.setup,  # outside the iterations, less the raw set-up
+    }
+
+
+def paired_bench(model_name, bs, repeats, seconds, clock):
+    """Per iteration: the median of (learner + fetch) / (raw + fetch) over every batch of every repeat,
+    and the median of (learner - raw) in microseconds. Per fit: the median over repeats of the whole fits'
+    ratio, and of what the Learner spends outside its iterations (construction, fit set-up, epoch ends)
+    less the raw loop's set-up."""
+    x_train, y_train, _, _ = digits_arrays()
+    dl = DataLoaders.from_tensors(x_train, y_train, bs=bs).train
+    torch.manual_seed(0)
+    model = MODELS[model_name]()
+    timed(clock, "raw", model, dl, 1)  # warm-up: the first run pays for lazy set-up
+    n_epoch = max(1, math.ceil(seconds / (timed(clock, "raw", model, dl, 3) / 3)))
+    row = {"model": model_name, "bs": bs, "iters": n_epoch * len(dl)}
+    for variant in PAIRED:
+        paired_run(variant, model, dl, 1, clock)  # warm-up
+        per_iter, extra_us, fits, fixed_us, raw_iter = [], [], [], [], []
+        for _ in range(repeats):
+            r = paired_run(variant, model, dl, n_epoch, clock)
+            per_iter += [(learner + fetch) / (raw + fetch) for fetch, raw, learner in r["times"]]
+            extra_us += [(learner - raw) * 1e6 for _, raw, learner in r["times"]]
+            fits.append(r["learner"] / r["raw"])
+            fixed_us.append(r["fixed"] * 1e6)
+            raw_iter += [fetch + raw for fetch, raw, _ in r["times"]]
+        row[variant] = {
+            "iter": quartiles(per_iter),
+            "extra_us": statistics.median(extra_us),
+            "fit": quartiles(fits),
+            "fixed_us": statistics.median(fixed_us),
+            "raw_its": 1 / statistics.median(raw_iter),
+        }
+    return row
+
+
+def quartiles(values) -> tuple[float, float, float]:
+    """(median, 25th, 75th percentile)."""
+    low, mid, high = statistics.quantiles(values, n=4)
+    return statistics.median(values), low, high
+
+
+def fmt(q) -> str:
+    """`1.012x (0.97-1.05)`: a median ratio and its quartiles."""
+    return f"{q[0]:.3f}x ({q[1]:.2f}-{q[2]:.2f})"
 
 
 class _NullModel(nn.Module):
@@ -214,12 +342,6 @@ def fixed_cost(repeats, clock, n_batches=2000):
     return {name: min(t[1:]) / n_batches * 1e6 for name, t in times.items()}
 
 
-def with_quartiles(row: dict, variant: str) -> str:
-    """`1.012x (0.97-1.05)`: the median ratio and the 25th and 75th percentiles of the per-repeat ratios."""
-    low, high = row["quartiles"][variant]
-    return f"{row['ratios'][variant]:.3f}x ({low:.2f}-{high:.2f})"
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 repeats: a smoke run")
@@ -239,46 +361,91 @@ def main(argv=None) -> None:
         f"torch {torch.__version__}, 1 thread, {repeats} repeats, ~{seconds} s per run, {kind} time; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
-    header = [
-        "model",
-        "bs",
-        "iters",
-        "raw it/s",
-        "lrcycle it/s",
-        "ratio off (quartiles)",
-        "ratio bar on",
-        "raw+OneCycleLR (quartiles)",
-        "off, from fixed cost",
-        "raw bf16 it/s",
-        "MixedPrecision(bf16) / raw autocast",
-    ]
+    models = [(m, int(bs)) for m in args.models.split(",") for bs in args.bs.split(",")]
+    paired_table([paired_bench(m, bs, repeats, seconds, clock) for m, bs in models])
     us = fixed_cost(max(repeats, 5), clock)
-    extra_s = (us["off"] - us["raw"]) / 1e6
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for model_name in args.models.split(","):
-        for bs in (int(b) for b in args.bs.split(",")):
-            r = bench(model_name, bs, repeats, seconds, clock)
-            cells = [
-                r["model"],
-                str(r["bs"]),
-                str(r["iters"]),
-                f"{r['its']['raw']:.0f}",
-                f"{r['its']['off']:.0f}",
-                with_quartiles(r, "off"),
-                f"{r['ratios']['bar']:.3f}x",
-                with_quartiles(r, "raw+1cyc"),
-                f"{1 + extra_s * r['its']['raw']:.3f}x",
-                f"{r['its']['raw bf16']:.0f}",
-                f"{r['ratios']['bf16']:.3f}x",
-            ]
-            print("| " + " | ".join(cells) + " |", flush=True)
+    separate_table([bench(m, bs, repeats, seconds, clock) for m, bs in models], (us["off"] - us["raw"]) / 1e6)
     print()
     print("| fixed cost per iteration | raw loop | lrcycle, progress off | lrcycle, bar on |")
     print("|---|---|---|---|")
     print(
         f"| microseconds | {us['raw']:.1f} | {us['off']:.1f} (+{us['off'] - us['raw']:.1f}) "
         f"| {us['bar']:.1f} (+{us['bar'] - us['raw']:.1f}) |"
+    )
+
+
+def print_table(header, rows) -> None:
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for cells in rows:
+        print("| " + " | ".join(cells) + " |", flush=True)
+
+
+def paired_table(rows) -> None:
+    print("\nSide by side in one fit (a raw step on each batch the Learner trains on):")
+    header = [
+        "model",
+        "bs",
+        "iters",
+        "raw it/s",
+        "off, per iteration (quartiles)",
+        "off, whole fit (quartiles)",
+        "off, us per iteration",
+        "off, us per fit",
+        "bar on, whole fit",
+        "bf16 / raw autocast, whole fit",
+    ]
+    print_table(
+        header,
+        [
+            [
+                r["model"],
+                str(r["bs"]),
+                str(r["iters"]),
+                f"{r['off']['raw_its']:.0f}",
+                fmt(r["off"]["iter"]),
+                fmt(r["off"]["fit"]),
+                f"+{r['off']['extra_us']:.1f}",
+                f"+{r['off']['fixed_us']:.0f}",
+                f"{r['bar']['fit'][0]:.3f}x",
+                fmt(r["bf16"]["fit"]),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def separate_table(rows, extra_s: float) -> None:
+    print("\nSeparate runs, interleaved (each variant a fit of its own):")
+    header = [
+        "model",
+        "bs",
+        "raw it/s",
+        "lrcycle it/s",
+        "off (quartiles)",
+        "bar on",
+        "raw+OneCycleLR (quartiles)",
+        "off, from the fixed cost",
+        "raw bf16 it/s",
+        "bf16 / raw autocast",
+    ]
+    print_table(
+        header,
+        [
+            [
+                r["model"],
+                str(r["bs"]),
+                f"{r['its']['raw']:.0f}",
+                f"{r['its']['off']:.0f}",
+                fmt(r["ratios"]["off"]),
+                f"{r['ratios']['bar'][0]:.3f}x",
+                fmt(r["ratios"]["raw+1cyc"]),
+                f"{1 + extra_s * r['its']['raw']:.3f}x",
+                f"{r['its']['raw bf16']:.0f}",
+                f"{r['ratios']['bf16'][0]:.3f}x",
+            ]
+            for r in rows
+        ],
     )
 
 

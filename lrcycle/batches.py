@@ -39,7 +39,7 @@ def to_device(obj, device: torch.device):
     """
     if isinstance(obj, torch.Tensor):
         return obj if obj.device == device else obj.to(device)
-    if type(obj) in (tuple, list) and all(type(v) is torch.Tensor and v.device == device for v in obj):
+    if type(obj) in (tuple, list) and _tensors_on(obj, device):
         return obj  # the hot path of a training loop (a DataLoader's list or tuple): tensors already in place
     if type(obj) is tuple:  # a plain tuple, rebuilt only when something moved
         moved = tuple([to_device(v, device) for v in obj])
@@ -55,6 +55,14 @@ def to_device(obj, device: torch.device):
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.replace(obj, **{f.name: to_device(getattr(obj, f.name), device) for f in _init_fields(obj)})
     return obj
+
+
+def _tensors_on(items, device: torch.device) -> bool:
+    """Whether every item is a plain tensor already on `device` (a loop, not `all()`: this runs every batch)."""
+    for v in items:
+        if type(v) is not torch.Tensor or v.device != device:
+            return False
+    return True
 
 
 def _rebuild_mapping(obj: Mapping, moved: dict):

@@ -154,15 +154,23 @@ def check_callback(cb) -> None:
         raise TypeError(f"cbs: pass callback instances, not the class {cb.__name__}; write {cb.__name__}()")
     if not isinstance(getattr(cb, "order", None), int):
         raise TypeError(f"cbs: {type(cb).__name__}.order must be an int, got {getattr(cb, 'order', None)!r}")
-    for name in dir(cb):
-        if name in EVENTS or name.startswith("_"):
-            continue
-        meant = misspelt_hook(name)
-        if meant is not None and callable(getattr(cb, name)):
+    for name in (*hook_like_names(type(cb)), *hook_like_names_in(getattr(cb, "__dict__", {}))):
+        if callable(getattr(cb, name)):
+            meant = misspelt_hook(name)
             hint = f"did you mean {meant}? " if meant else ""
             raise ValueError(
                 f"{type(cb).__name__}.{name} is not an event: {hint}hooks must be one of: {', '.join(EVENTS)}"
             )
+
+
+@cache  # callbacks are checked at every fit; a class's names are read once (`dir` costs ~10 us a call)
+def hook_like_names(cls: type) -> tuple[str, ...]:
+    """The public names of `cls` (its bases' included) that look like a hook but are not an event."""
+    return hook_like_names_in(dir(cls))
+
+
+def hook_like_names_in(names) -> tuple[str, ...]:
+    return tuple(n for n in names if n not in EVENTS and not n.startswith("_") and misspelt_hook(n) is not None)
 
 
 @cache  # a pure function of the name; callbacks are checked at every fit, with the same method names
@@ -185,8 +193,24 @@ def hook_table(cbs) -> dict[str, list]:
 
     Built once when the callbacks change, so the loop never sorts or looks up attributes per event.
     """
-    ordered = sorted(cbs, key=lambda cb: cb.order)
-    return {event: [getattr(cb, event) for cb in ordered if hasattr(cb, event)] for event in EVENTS}
+    table = {event: [] for event in EVENTS}
+    for cb in sorted(cbs, key=lambda cb: cb.order):
+        for event in events_of(cb):
+            table[event].append(getattr(cb, event))
+    return table
+
+
+def events_of(cb) -> tuple[str, ...]:
+    """The events `cb` has a hook for: its class's, and any set on the instance itself."""
+    if hasattr(type(cb), "__getattr__"):  # attributes made up on request: ask the instance for each event
+        return tuple(event for event in EVENTS if hasattr(cb, event))
+    events = class_events(type(cb))
+    return events + tuple(name for name in getattr(cb, "__dict__", {}) if name in EVENTS and name not in events)
+
+
+@cache  # read once a class: the table is rebuilt whenever the callbacks change, several times a fit
+def class_events(cls: type) -> tuple[str, ...]:
+    return tuple(event for event in EVENTS if hasattr(cls, event))
 
 
 class CallbackList:

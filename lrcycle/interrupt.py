@@ -135,29 +135,26 @@ def note_cleanup_error(error: BaseException, cleanup_error: Exception) -> None:
 
 
 class _Section:
-    """One held or guarded block (see `held_sigint` and `guarded`)."""
+    """One `guarded` block: its set-up and teardown held, its body not."""
 
-    def __init__(self, setup: Callable | None = None, teardown: Callable | None = None, whole: bool = True):
-        self.setup, self.teardown, self.whole = setup, teardown, whole
+    def __init__(self, setup: Callable, teardown: Callable):
+        self.setup, self.teardown = setup, teardown
         self.value, self.active, self.entry = None, False, None
 
     def __enter__(self):
         active = _install()
         caller = sys._getframe(1)
-        if self.setup is not None:
-            try:
-                value = self.setup()
-            except BaseException:
-                _uninstall(active)
-                raise
-        else:
-            value = None
+        try:
+            value = self.setup()
+        except BaseException:
+            _uninstall(active)
+            raise
         self.value, self.active = value, active
-        if active and _STATE.presses and not _STATE.raised and not self.whole and not _is_held(caller, False):
+        if active and _STATE.presses and not _STATE.raised and not _is_held(caller, False):
             # a press during the setup: undo it, so the block never starts and everything is as before
             self._close(caller, None)
             raise KeyboardInterrupt  # only reached when the previous handler was a custom one that returned
-        self.entry = (caller, None if self.whole else caller.f_lineno)
+        self.entry = (caller, caller.f_lineno)
         if active:
             _STATE.held_frames.append(self.entry)
         return value
@@ -172,24 +169,44 @@ class _Section:
         if active and self.entry is not None:
             _STATE.held_frames.remove(self.entry)
         try:
-            if self.teardown is not None:
-                try:
-                    self.teardown(self.value)
-                except Exception as cleanup_error:
-                    if exc is None:
-                        raise
-                    note_cleanup_error(exc, cleanup_error)
+            try:
+                self.teardown(self.value)
+            except Exception as cleanup_error:
+                if exc is None:
+                    raise
+                note_cleanup_error(exc, cleanup_error)
         finally:
             self.value, self.active = None, False
             _uninstall(active)
         _deliver(active, caller, exc)
 
 
-def held_sigint() -> _Section:
+class _HeldBlock:
+    """A `held_sigint()` block: `_Section` without set-up or teardown, in fewer calls (one guards every
+    optimizer step)."""
+
+    __slots__ = ("active", "entry")
+
+    def __enter__(self) -> None:
+        self.active = _install()
+        if self.active:
+            self.entry = (sys._getframe(1), None)
+            _STATE.held_frames.append(self.entry)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self.active:
+            self.active = False
+            _STATE.held_frames.remove(self.entry)
+            _uninstall(True)
+            _deliver(True, sys._getframe(1), exc)
+        return False
+
+
+def held_sigint() -> _HeldBlock:
     """`with held_sigint(): ...`: Ctrl-C waits until the block (and everything it calls) is complete, then
     raises KeyboardInterrupt. Re-entrant and process-wide; only in the main thread (elsewhere it does
     nothing). Use it around state changes that must not be split, e.g. entering or leaving autocast."""
-    return _Section(whole=True)
+    return _HeldBlock()
 
 
 def guarded(setup: Callable, teardown: Callable) -> _Section:
@@ -199,12 +216,12 @@ def guarded(setup: Callable, teardown: Callable) -> _Section:
 
     When the teardown raises while an exception is propagating, that original exception is the one raised:
     the clean-up error is attached to it (`error.cleanup_errors`, and a note in the traceback)."""
-    return _Section(setup, teardown, whole=False)
+    return _Section(setup, teardown)
 
 
 # The enter and exit code of the mechanism itself is held: a press while it switches is only recorded.
 _HELD_CODE = frozenset(
     f.__code__
     for f in (_install, _uninstall, _deliver, note_cleanup_error, _on_sigint)
-    + (_Section.__enter__, _Section.__exit__, _Section._close)
+    + (_Section.__enter__, _Section.__exit__, _Section._close, _HeldBlock.__enter__, _HeldBlock.__exit__)
 )

@@ -263,12 +263,14 @@ class Recorder(Callback):
 
 
 def _host_floats(tensors: list) -> list[float]:
-    """Python floats of 1-element tensors: one stacked transfer when they are 0-d of one dtype and device."""
-    if not tensors:
-        return []
-    if len({(t.dtype, t.device, t.dim()) for t in tensors}) == 1 and tensors[0].dim() == 0:
+    """Python floats of 1-element tensors: one stacked transfer when they are 0-d on one device (`stack`
+    promotes mixed dtypes to one that holds each value exactly), else one `.item()` each."""
+    if not tensors or tensors[0].dim() != 0:
+        return [t.item() for t in tensors]
+    try:
         return torch.stack(tensors).tolist()
-    return [t.item() for t in tensors]
+    except RuntimeError:  # other shapes or devices among them
+        return [t.item() for t in tensors]
 
 
 def metric_name(metric) -> str:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lrcycle.callback import ORDER
+from lrcycle.callback import EVENTS, ORDER, Callback, check_callback, hook_table
 from lrcycle.callbacks.accumulate import GradientAccumulation
 from lrcycle.callbacks.averaging import CycleAverage
 from lrcycle.callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
@@ -105,3 +105,49 @@ def class_orders(path: Path) -> list[str]:
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_shipped_callback_writes_its_own_order_number(path):
     assert class_orders(path) == []
+
+
+def hooks_by_asking_each_instance(cbs) -> dict:
+    """The table's meaning written out plainly: every event, every callback in `order`, `hasattr` on each."""
+    ordered = sorted(cbs, key=lambda cb: cb.order)
+    return {event: [getattr(cb, event) for cb in ordered if hasattr(cb, event)] for event in EVENTS}
+
+
+class _Base(Callback):
+    def before_batch(self, learn):
+        pass
+
+
+class _Child(_Base):
+    order = -3
+
+    def after_step(self, learn):
+        pass
+
+
+class _Delegate(Callback):
+    """Answers every hook name through `__getattr__` (a wrapper around another callback)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["inner"], name)
+
+
+def test_the_hook_table_is_what_asking_each_instance_gives():
+    instance_hook = _Base()
+    instance_hook.after_loss = lambda learn: None  # a hook set on one instance, not its class
+    instance_hook.before_batch = lambda learn: None  # shadows the class's hook: listed once, this one
+    cbs = [_Child(), instance_hook, _Base(), _Delegate(_Child()), Callback(), _Child()]
+    table = hook_table(cbs)
+    assert table == hooks_by_asking_each_instance(cbs)
+    assert table["before_batch"].count(instance_hook.before_batch) == 1
+
+
+def test_a_misspelt_hook_set_on_an_instance_is_caught_too():
+    cb = Callback()
+    cb.befor_batch = lambda learn: None
+    with pytest.raises(ValueError, match="befor_batch is not an event: did you mean before_batch"):
+        check_callback(cb)
+    check_callback(_Child())  # and a class checked before stays fine

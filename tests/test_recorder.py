@@ -256,3 +256,18 @@ def test_validation_cancelled_before_the_recorder_sees_it_records_nan_not_stale_
     first, second = learn.recorder.epochs
     assert math.isfinite(first["valid_loss"]) and math.isfinite(first["accuracy"])
     assert math.isnan(second["valid_loss"]) and math.isnan(second["accuracy"])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [torch.tensor(1.5, dtype=torch.float16), torch.tensor(0.1, dtype=torch.bfloat16), torch.tensor(0.1)],
+        [torch.tensor(0.1, dtype=torch.float64), torch.tensor(0.1)],
+        [torch.tensor(2.0), torch.tensor([3.0])],  # a 1-element 1-d tensor among 0-d ones
+        [torch.tensor([2.0]), torch.tensor(3.0)],
+    ],
+)
+def test_the_chunked_transfer_gives_each_tensors_own_float(values):
+    from lrcycle.recorder import _host_floats
+
+    assert _host_floats(values) == [v.item() for v in values]
