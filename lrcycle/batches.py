@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping
 
 import torch
@@ -63,6 +64,13 @@ def _tensors_on(items, device: torch.device) -> bool:
         if type(v) is not torch.Tensor or v.device != device:
             return False
     return True
+
+
+def module_to(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`model.to(device)`, skipped when every parameter and buffer is already there: `.to` walks every
+    submodule in Python, about 0.2 ms for a small model when a Learner is first built."""
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    return model if all(t.device == device for t in tensors) else model.to(device)
 
 
 def _rebuild_mapping(obj: Mapping, moved: dict):

@@ -16,7 +16,7 @@ from torch import nn
 
 from . import checkpoint, distributed, plans, tuning
 from . import resume as resume_fit
-from .batches import compute_loss, forward, split, to_device
+from .batches import compute_loss, forward, module_to, split, to_device
 from .callback import (
     CallbackList,
     CancelBatchException,
@@ -84,7 +84,7 @@ class Learner:
         self.lr, self.wd, self.train_bn, self.moms = lr, wd, train_bn, check_hypers(lr, wd, moms, self.n_groups)
         cbs, self.metrics, self.n_inp = check_cbs(cbs), check_metrics(metrics), check_n_inp(n_inp)
         self.device = torch.device(device) if device is not None else default_device()
-        self.model = model.to(self.device)  # only once every argument checked out (the same Parameter objects)
+        self.model = module_to(model, self.device)  # once every argument checked out (the same Parameters)
         self.path, self.model_dir = Path(path), model_dir
         self.opt, self.scaler, self.autocast = opt, None, nullcontext()  # opt None: built at the first fit
         self.recorder = self.sched = Recorder()  # `sched`: the name fastai 0.7 notebooks use
