@@ -110,19 +110,23 @@ def run(variant, model, dl, n_epoch):
     return learner_fit(model, dl, n_epoch, progress=variant == "bar", bf16=variant == "bf16")
 
 
-def timed(clock, variant, model, dl, n_epoch):
-    """One run's time, the garbage collector off while it runs (as `timeit` does): a collection of the
-    earlier runs' objects would otherwise land in whichever variant happens to run next."""
-    model = copy.deepcopy(model)
+def timed_call(clock, f, *args, **kwargs) -> float:
+    """Seconds `f(*args, **kwargs)` takes, the garbage collector off while it runs (as `timeit` does): a
+    collection of the earlier runs' objects would otherwise land in whichever variant happens to run next."""
     torch.manual_seed(0)
     gc.collect()
     gc.disable()
     try:
         start = clock()
-        run(variant, model, dl, n_epoch)
+        f(*args, **kwargs)
         return clock() - start
     finally:
         gc.enable()
+
+
+def timed(clock, variant, model, dl, n_epoch):
+    """One run's time, on a fresh copy of the model."""
+    return timed_call(clock, run, variant, copy.deepcopy(model), dl, n_epoch)
 
 
 def bench(model_name, bs, repeats, seconds, clock):
@@ -205,15 +209,7 @@ def paired_run(variant, model, dl, n_epoch, clock):
     and the raw loop's (its setup, fetches and steps)."""
     batches = PairedBatches(dl, copy.deepcopy(model), clock, autocast=variant == "bf16")
     model = copy.deepcopy(model)
-    torch.manual_seed(0)
-    gc.collect()
-    gc.disable()
-    try:
-        start = clock()
-        learner_fit(model, batches, n_epoch, progress=variant == "bar", bf16=variant == "bf16")
-        total = clock() - start
-    finally:
-        gc.enable()
+    total = timed_call(clock, learner_fit, model, batches, n_epoch, progress=variant == "bar", bf16=variant == "bf16")
     fetch, raw, learner = (sum(column) for column in zip(*batches.times, strict=True))
     fetch += batches.epoch_fetch
     return {
