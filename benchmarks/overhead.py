@@ -254,8 +254,8 @@ def paired_bench(model_name, bs, repeats, seconds, clock):
 
 def quartiles(values) -> tuple[float, float, float]:
     """(median, 25th, 75th percentile)."""
-    low, mid, high = statistics.quantiles(values, n=4)
-    return statistics.median(values), low, high
+    low, median, high = statistics.quantiles(values, n=4)
+    return median, low, high
 
 
 def fmt(q) -> str:

@@ -97,7 +97,7 @@ def lr_tune(learn, method, args, kwargs, lr=None, factors=TUNE_FACTORS, budget=T
     factors = check_factors(factors)
     budget = check_number(budget, "budget", 0.0, 1.0, closed=(False, True))
     margin = check_number(margin, "margin", 0.0)
-    monitor, higher_is_better = check_monitor(learn, monitor)
+    higher_is_better = check_monitor(learn, monitor)
     find_result = None
     if lr is None:
         find_result = learn.lr_find()
@@ -166,9 +166,9 @@ def check_factors(factors) -> tuple[float, ...]:
     return values
 
 
-def check_monitor(learn, monitor) -> tuple[str, bool]:
-    """The score to compare and whether higher is better, as the trackers' `mode='auto'` decides."""
+def check_monitor(learn, monitor) -> bool:
+    """Whether a higher `monitor` is better, as the trackers' `mode='auto'` decides."""
     names = [metric_name(m) for m in learn.metrics]
     if monitor != "valid_loss" and monitor not in names:
         raise ValueError(f"monitor: expected 'valid_loss' or one of the metrics {names}, got {monitor!r}")
-    return monitor, auto_mode(monitor) == "max"
+    return auto_mode(monitor) == "max"
