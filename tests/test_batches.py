@@ -262,6 +262,27 @@ def test_the_learner_moves_nested_batches_to_its_device_before_any_hook_sees_the
     assert tensor.device.type == "meta" and yb[0].device.type == "meta"
 
 
+class CountsTo(nn.Linear):
+    """A model that counts its `.to` calls."""
+
+    calls = 0
+
+    def to(self, *args, **kwargs):
+        CountsTo.calls += 1
+        return super().to(*args, **kwargs)
+
+
+def test_the_learner_moves_the_model_only_when_a_parameter_or_buffer_is_elsewhere():
+    dls = DataLoaders([(torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))], None)
+    model = CountsTo(3, 2)
+    weight = model.weight
+    Learner(dls, model, loss_func=nn.CrossEntropyLoss(), progress=False, device="cpu")
+    assert CountsTo.calls == 0 and model.weight is weight  # all on the device already: left alone
+    model.register_buffer("stat", torch.zeros(2, device="meta"))  # one buffer elsewhere
+    Learner(dls, model, loss_func=nn.CrossEntropyLoss(), progress=False, device="meta")
+    assert CountsTo.calls == 1 and model.weight.device.type == "meta" and model.bias.device.type == "meta"
+
+
 # ---- errors that name the batch ------------------------------------------------------------------------------
 def test_a_batch_that_is_neither_a_tuple_nor_a_mapping_is_a_type_error_describing_it():
     learn = Learner(DataLoaders([torch.zeros(4, 3)], None), nn.Linear(3, 2), loss_func=nn.MSELoss(), progress=False)
