@@ -50,7 +50,7 @@ from .checks import (
 )
 from .evaluation import end_validation, eval_batches, predictions
 from .hyper import build_optimizer, set_hypers
-from .interrupt import guarded, held_sigint
+from .interrupt import guarded, holds_sigint
 from .layers import bn_param_ids, freeze_groups, single_group
 from .prediction import item_ndim, predict
 from .preview import preview_call
@@ -207,11 +207,11 @@ class Learner:
             self.loss = compute_loss(self.loss_func, self.pred, self.yb)
         self._fire("after_loss")
 
+    @holds_sigint  # Ctrl-C waits for the whole step and its count
     def _step(self) -> None:
-        with held_sigint():  # Ctrl-C waits for the whole step and its count
-            self.opt.step() if self.scaler is None else self.scaler.step(self.opt)  # the scaler skips inf/NaN grads
-            self.stepped = True
-            self.train_iter += 1
+        self.opt.step() if self.scaler is None else self.scaler.step(self.opt)  # the scaler skips inf/NaN grads
+        self.stepped = True
+        self.train_iter += 1
 
     def _run_validation(self, dl) -> None:
         self.training = False

@@ -1,6 +1,7 @@
 """The one Ctrl-C mechanism (`lrcycle.interrupt`): held sections, guarded blocks, and what a 1st, 2nd and 3rd
 press do, as the README's "Ctrl-C" paragraph says."""
 
+import contextlib
 import signal
 import threading
 from functools import partial
@@ -12,7 +13,7 @@ from torch import nn
 
 from lrcycle import Learner
 from lrcycle.callback import Callback
-from lrcycle.interrupt import PRESS_AGAIN, guarded, held_sigint
+from lrcycle.interrupt import PRESS_AGAIN, guarded, held_sigint, holds_sigint
 
 pytestmark = pytest.mark.skipif(
     signal.getsignal(signal.SIGINT) is not signal.default_int_handler, reason="another SIGINT handler is installed"
@@ -42,6 +43,45 @@ def test_nested_held_blocks_raise_once_at_the_outermost_end():
                 press()
             done.append("outer block goes on")
     assert done == ["outer block goes on"]
+
+
+@holds_sigint
+def pressed_mid_way(done: list, fail: bool = False) -> str:
+    press()
+    done.append("rest of the function")
+    if fail:
+        raise RuntimeError("failed after the press")
+    return "returned"
+
+
+@pytest.mark.parametrize("in_section", [False, True], ids=["alone", "inside-a-guarded-body"])
+def test_a_press_inside_a_holds_sigint_function_waits_for_its_return(in_section):
+    done = []
+    section = guarded(lambda: None, lambda _: done.append("teardown")) if in_section else contextlib.nullcontext()
+    with pytest.raises(KeyboardInterrupt):
+        with section:
+            pressed_mid_way(done)
+            done.append("after the call")
+    assert done == ["rest of the function"] + (["teardown"] if in_section else [])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_holds_sigint_function_that_raises_after_a_press_stops_with_its_error_attached():
+    done = []
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        with guarded(lambda: None, lambda _: done.append("teardown")):
+            pressed_mid_way(done, fail=True)
+    assert isinstance(stopped.value.__context__, RuntimeError)  # as a held block ending by an error does
+    assert done == ["rest of the function", "teardown"]
+
+
+def test_a_holds_sigint_function_inside_a_held_block_leaves_the_press_to_the_block():
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with held_sigint():
+            assert pressed_mid_way(done) == "returned"
+            done.append("block goes on")
+    assert done == ["rest of the function", "block goes on"]
 
 
 def test_a_press_in_a_guarded_body_interrupts_at_once_and_the_teardown_runs():
