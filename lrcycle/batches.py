@@ -107,16 +107,37 @@ def forward(model, xb):
 
 
 def compute_loss(loss_func, pred, yb):
-    """`loss_func(pred, *targets)`, `loss_func(pred, batch)` for a mapping, or the output's own `loss`."""
+    """`loss_func(pred, *targets)`, `loss_func(pred, batch)` for a mapping, or the output's own `loss`; checked
+    to be a 0-dim tensor, so a loss that is not says so here, before any callback reads it or backward runs."""
     if loss_func is not None:
-        return loss_func(pred, *yb) if type(yb) is tuple or not isinstance(yb, Mapping) else loss_func(pred, yb)
-    loss = output_field(pred, "loss")
-    if loss is None:
-        raise ValueError(
-            f"loss_func: none given, and the model's output ({type(pred).__name__}) has no `loss` for the batch "
-            f"{describe(yb)}; pass loss_func=..., or feed the model a mapping with its labels so it computes one"
+        loss = loss_func(pred, *yb) if type(yb) is tuple or not isinstance(yb, Mapping) else loss_func(pred, yb)
+    else:
+        loss = output_field(pred, "loss")
+        if loss is None:
+            raise ValueError(
+                f"loss_func: none given, and the model's output ({type(pred).__name__}) has no `loss` for the "
+                f"batch {describe(yb)}; pass loss_func=..., or feed the model a mapping with its labels so it "
+                "computes one"
+            )
+    if isinstance(loss, torch.Tensor) and loss.ndim == 0:
+        return loss
+    raise_bad_loss(loss, loss_func)
+
+
+def raise_bad_loss(loss, loss_func) -> None:
+    """The error for a loss that is not a scalar tensor: what came back, and how to fix it."""
+    source = (
+        "loss_func: none given; the output's loss is" if loss_func is None else f"loss_func: {loss_func!r} returned"
+    )
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(
+            f"{source} a {type(loss).__name__} ({loss!r}), not a tensor; it must be a scalar torch.Tensor so "
+            "that backward() can run (do not call .item() inside the loss)"
         )
-    return loss
+    raise ValueError(
+        f"{source} a tensor of shape {tuple(loss.shape)}, not a scalar; reduce it to one number "
+        "(reduction='mean', or .mean() at the end of your loss)"
+    )
 
 
 def output_field(output, name: str):

@@ -80,6 +80,7 @@ EVENTS = (
     "after_cancel_batch",
     "after_cancel_step",
 )
+_EVENT_SET = frozenset(EVENTS)  # for membership tests, which run over every attribute of every callback
 _HOOK_PREFIXES = ("before_", "after_", "cleanup_")
 
 # Hook names of Keras, fastai 0.7 and fastai v1 (`on_*`), and the event each one corresponds to here.
@@ -170,7 +171,7 @@ def hook_like_names(cls: type) -> tuple[str, ...]:
 
 
 def hook_like_names_in(names) -> tuple[str, ...]:
-    return tuple(n for n in names if n not in EVENTS and not n.startswith("_") and misspelt_hook(n) is not None)
+    return tuple(n for n in names if n not in _EVENT_SET and not n.startswith("_") and misspelt_hook(n) is not None)
 
 
 @cache  # a pure function of the name; callbacks are checked at every fit, with the same method names
@@ -205,7 +206,10 @@ def events_of(cb) -> tuple[str, ...]:
     if hasattr(type(cb), "__getattr__"):  # attributes made up on request: ask the instance for each event
         return tuple(event for event in EVENTS if hasattr(cb, event))
     events = class_events(type(cb))
-    return events + tuple(name for name in getattr(cb, "__dict__", {}) if name in EVENTS and name not in events)
+    on_instance = _EVENT_SET.intersection(getattr(cb, "__dict__", ()))  # hooks set on the instance itself
+    if not on_instance:
+        return events
+    return events + tuple(name for name in EVENTS if name in on_instance and name not in events)
 
 
 @cache  # read once a class: the table is rebuilt whenever the callbacks change, several times a fit
@@ -221,9 +225,13 @@ class CallbackList:
     disagreeing, and the `with` blocks below put the list back on every exit, Ctrl-C included.
     """
 
-    def __init__(self):
-        self.items: list = []
-        self.hooks = hook_table([])
+    def __init__(self, cbs=()):
+        """Starts with `cbs` (checked), without holding Ctrl-C: nobody holds a list still being built."""
+        cbs = list(cbs)
+        for cb in cbs:
+            check_callback(cb)
+        self.items: list = cbs
+        self.hooks = hook_table(cbs)
 
     def add(self, cbs) -> None:
         cbs = list(cbs)

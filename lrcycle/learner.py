@@ -28,7 +28,7 @@ from .callback import (
 )
 from .callbacks import tracking
 from .callbacks.first_step_guard import FirstStepGuard
-from .callbacks.loss_check import NonFiniteLossCheck, ScalarLossCheck
+from .callbacks.loss_check import NonFiniteLossCheck
 from .callbacks.mixed_precision import use_mixed_precision
 from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
@@ -88,10 +88,10 @@ class Learner:
         self.path, self.model_dir = Path(path), model_dir
         self.opt, self.scaler, self.autocast = opt, None, nullcontext()  # opt None: built at the first fit
         self.recorder = self.sched = Recorder()  # `sched`: the name fastai 0.7 notebooks use
-        self.progress, self.callbacks = (ProgressCallback() if progress else None), CallbackList()
+        self.progress = ProgressCallback() if progress else None
+        guards = [NonFiniteLossCheck(), FirstStepGuard()]  # errors and warnings, not silence
+        self.callbacks = CallbackList([self.recorder, *guards] + ([self.progress] if progress else []) + cbs)
         self.cbs = self.callbacks.items  # the same list: `learn.cbs` always reads the callbacks taking part
-        guards = [ScalarLossCheck(), NonFiniteLossCheck(), FirstStepGuard()]  # errors and warnings, not silence
-        self.add_cbs([self.recorder, *guards] + ([self.progress] if progress else []) + cbs)
         self.xb = self.yb = self.pred = self.loss = None
         self.epoch, self.n_epoch, self.iter, self.n_iter, self.train_iter, self.total_iter = 0, 0, 0, 0, 0, 0
         self.cycle_ends, self.fit_call = [], None  # fit_call: the names a checkpoint keeps

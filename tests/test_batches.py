@@ -308,6 +308,24 @@ def test_a_dict_batch_whose_output_has_no_loss_and_no_loss_func_names_the_batch(
         learn.fit(0.1, 1)
 
 
+class PerItemLossModel(DictModel):
+    """Returns an unreduced (per-item) loss, as a model built with reduction='none' would."""
+
+    def forward(self, input_ids, attention_mask, labels=None):
+        out = super().forward(input_ids, attention_mask)
+        return Output(out.logits, nn.functional.cross_entropy(out.logits, labels, reduction="none"))
+
+
+def test_an_outputs_loss_that_is_not_a_scalar_is_a_value_error_before_any_step():
+    train, _ = dict_batches()
+    model = PerItemLossModel()
+    before = [p.detach().clone() for p in model.parameters()]
+    learn = Learner(DataLoaders(train, None), model, progress=False)
+    with pytest.raises(ValueError, match=r"loss_func: none given; the output's loss is a tensor of shape \(8,\)"):
+        learn.fit(0.1, 1)
+    assert learn.train_iter == 0 and all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
 def test_describe_shows_nested_structures():
     assert (
         describe(({"a": torch.zeros(2, 3)}, [torch.zeros(2)], 1)) == "tuple({'a': Tensor[2, 3]}, list(Tensor[2]), int)"

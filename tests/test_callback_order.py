@@ -12,7 +12,7 @@ from lrcycle.callbacks.early_stopping import EarlyStoppingCallback, TerminateOnN
 from lrcycle.callbacks.first_step_guard import FirstStepGuard
 from lrcycle.callbacks.grad_scaler import GradScalerStep
 from lrcycle.callbacks.gradient_clip import GradientClip
-from lrcycle.callbacks.loss_check import NonFiniteLossCheck, ScalarLossCheck
+from lrcycle.callbacks.loss_check import NonFiniteLossCheck
 from lrcycle.callbacks.mixed_precision import MixedPrecision
 from lrcycle.callbacks.progress import ProgressCallback, SweepProgress
 from lrcycle.callbacks.schedule_free import ScheduleFreeSwitch
@@ -58,7 +58,6 @@ def test_the_table_lists_the_slots_in_the_order_they_run():
     "cls, slot",
     [
         (MixedPrecision, "mixed_precision"),
-        (ScalarLossCheck, "loss_check"),
         (NonFiniteLossCheck, "loss_check"),
         (GradientAccumulation, "accumulation"),
         (GradScalerStep, "grad_scaler"),

@@ -1,47 +1,16 @@
-"""Loss checks that turn silent mistakes into messages: a loss that is not a scalar tensor is an error at the
-batch that produced it; a fit whose loss became NaN or infinite warns at its end."""
+"""A fit whose loss became NaN or infinite warns at its end, instead of training on in silence. (A loss that is
+not a scalar tensor is an error at the batch that produced it: `batches.compute_loss` checks every loss.)"""
 
 from __future__ import annotations
 
 import math
 import warnings
 
-import torch
-
 from ..callback import ORDER, Callback
 
 
 class NonFiniteLossWarning(RuntimeWarning):
     """A fit's training loss became NaN or infinite (pass `cbs=[TerminateOnNaNCallback()]` to stop there)."""
-
-
-class ScalarLossCheck(Callback):
-    """Raises at the first loss that is not a 0-dim tensor, naming `loss_func`, before its backward pass.
-
-    Two attribute reads a batch (no device synchronisation); runs first in `after_loss`, before anything
-    reads or scales the loss.
-    """
-
-    order = ORDER["loss_check"]
-
-    def after_loss(self, learn) -> None:
-        loss = learn.loss
-        if isinstance(loss, torch.Tensor) and loss.ndim == 0:
-            return
-        raise_bad_loss(loss, learn.loss_func)
-
-
-def raise_bad_loss(loss, loss_func) -> None:
-    """The error for a loss that is not a scalar tensor: what came back, and how to fix it."""
-    if not isinstance(loss, torch.Tensor):
-        raise TypeError(
-            f"loss_func: {loss_func!r} returned a {type(loss).__name__} ({loss!r}), not a tensor; it must "
-            "return a scalar torch.Tensor so that backward() can run (do not call .item() inside the loss)"
-        )
-    raise ValueError(
-        f"loss_func: {loss_func!r} returned a tensor of shape {tuple(loss.shape)}, not a scalar; reduce it "
-        "to one number (reduction='mean', or .mean() at the end of your loss)"
-    )
 
 
 class NonFiniteLossCheck(Callback):
