@@ -24,19 +24,19 @@ def momentum_key(group: dict) -> str | None:
 
 
 def get_mom(group: dict) -> float | None:
-    key = momentum_key(group)
-    if key is None:
-        return None
-    return group["betas"][0] if key == "betas" else group["momentum"]
+    """The group's momentum (`momentum`, or `betas[0]` for Adam-style optimizers), or None. Read every step by
+    the recorder, so it looks the keys up itself in `momentum_key`'s order rather than calling it."""
+    if "momentum" in group:
+        return group["momentum"]
+    return group["betas"][0] if "betas" in group else None
 
 
 def set_mom(group: dict, value: float) -> None:
-    """Write momentum; a no-op on optimizers without one."""
-    key = momentum_key(group)
-    if key == "betas":
-        group["betas"] = (value, group["betas"][1])
-    elif key == "momentum":
+    """Write momentum (`momentum_key`'s order, looked up here: it runs every step); a no-op without one."""
+    if "momentum" in group:
         group["momentum"] = value
+    elif "betas" in group:
+        group["betas"] = (value, group["betas"][1])
 
 
 def get_lrs(opt: torch.optim.Optimizer) -> list[float]:
@@ -100,5 +100,7 @@ def build_optimizer(opt_func, layer_groups, lr, wd) -> torch.optim.Optimizer:
     """`opt_func` over one param group per layer group, at the lr form `lr` (and weight decay `wd` if not None)."""
     lrs = spread(lr, len(layer_groups), "lr")
     opt = opt_func([{"params": group} for group in layer_groups], lr=lrs[-1])
-    set_hypers(opt, lrs, None if wd is None else spread_wd(wd, len(layer_groups)))
+    set_lrs(opt, lrs)  # not held (`set_hypers`): nobody holds this optimizer yet
+    if wd is not None:
+        set_wds(opt, spread_wd(wd, len(layer_groups)))
     return opt

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -110,16 +111,18 @@ class Recorder(Callback):
         """
         if not self._step_sizes:
             return
-        n_done = sum(self._step_sizes)
+        sizes, n_done = self._step_sizes, sum(self._step_sizes)
         values = _host_floats(self._device_losses[:n_done])
         del self._device_losses[:n_done]
-        beta, avg, n, start = self.beta, self._avg, self._n, 0
-        for size in self._step_sizes:
-            loss = values[start] if size == 1 else sum(values[start : start + size]) / size
-            start, n = start + size, n + 1
+        if n_done > len(sizes):  # some steps accumulated several batches: each step's loss is their mean
+            starts = itertools.accumulate(sizes, initial=0)
+            values = [values[i] if k == 1 else sum(values[i : i + k]) / k for i, k in zip(starts, sizes)]
+        beta, avg, n, smooth = self.beta, self._avg, self._n, self.smooth_losses
+        for loss in values:
+            n += 1
             avg = beta * avg + (1 - beta) * loss
-            self.losses.append(loss)
-            self.smooth_losses.append(avg / (1 - beta**n))
+            smooth.append(avg / (1 - beta**n))
+        self.losses += values
         self._avg, self._n, self._step_sizes = avg, n, []
 
     def drop_step(self) -> None:
