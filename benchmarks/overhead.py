@@ -161,6 +161,10 @@ class PairedBatches:
     batch, `(fetch, raw, learner)` times: fetching the batch from the DataLoader, the raw step, and the
     Learner's iteration (from handing the batch over to being asked for the next). Opening the DataLoader
     each epoch and its last, empty fetch cost both loops alike: they are kept apart in `epoch_fetch`.
+
+    `inside` is all the time spent in this generator (from each resume to the next hand-over): the fetches,
+    the raw steps, and this class's own bookkeeping (clock reads, the list of times), which belongs to
+    neither loop. A Learner's fit takes `total - inside` plus its fetches.
     """
 
     def __init__(self, dl, model, clock, autocast=False):
@@ -171,29 +175,33 @@ class PairedBatches:
         model.train()
         self.setup = clock() - start  # what the raw loop does once a fit, before its first batch
         self.times: list[tuple[float, float, float]] = []
-        self.epoch_fetch = 0.0
+        self.epoch_fetch = self.inside = 0.0
 
     def __len__(self):
         return len(self.dl)
 
     def __iter__(self):
         clock = self.clock
-        start = clock()
+        resumed = clock()
         batches = iter(self.dl)
-        self.epoch_fetch += clock() - start
+        self.epoch_fetch += clock() - resumed
         for i in itertools.count():
             start = clock()
             try:
                 batch = next(batches)
             except StopIteration:
-                self.epoch_fetch += clock() - start
+                end = clock()
+                self.epoch_fetch += end - start
+                self.inside += end - resumed
                 return
             fetch = clock() - start
             raw_first = i % 2 == 0
             raw = self.raw_step(batch) if raw_first else 0.0
             handed = clock()
+            self.inside += handed - resumed
             yield batch
-            learner = clock() - handed
+            resumed = clock()
+            learner = resumed - handed
             raw = raw if raw_first else self.raw_step(batch)
             self.times.append((fetch, raw, learner))
 
@@ -205,8 +213,8 @@ class PairedBatches:
 
 def paired_run(variant, model, dl, n_epoch, clock):
     """One fit of the Learner with the raw loop run inside it (`PairedBatches`); returns per-batch times,
-    and the whole fit's time for each side: the Learner's (construction included, the raw steps taken out)
-    and the raw loop's (its setup, fetches and steps)."""
+    and the whole fit's time for each side: the Learner's (construction and its fetches included; the raw
+    steps and the loader's bookkeeping taken out) and the raw loop's (its setup, fetches and steps)."""
     batches = PairedBatches(dl, copy.deepcopy(model), clock, autocast=variant == "bf16")
     model = copy.deepcopy(model)
     total = timed_call(clock, learner_fit, model, batches, n_epoch, progress=variant == "bar", bf16=variant == "bf16")
@@ -214,9 +222,9 @@ def paired_run(variant, model, dl, n_epoch, clock):
     fetch += batches.epoch_fetch
     return {
         "times": batches.times,
-        "learner": total - raw,
+        "learner": total - batches.inside + fetch,
         "raw": batches.setup + fetch + raw,
-        "fixed": total - raw - fetch - learner - batches.setup,  # outside the iterations, less the raw set-up
+        "fixed": total - batches.inside - learner - batches.setup,  # outside the iterations, less the raw set-up
     }
 
 
