@@ -15,6 +15,7 @@ from . import plots
 from .batches import logits, n_samples, target
 from .callback import ORDER, Callback
 from .hyper import get_mom
+from .interrupt import held_sigint
 
 
 class Recorder(Callback):
@@ -113,17 +114,19 @@ class Recorder(Callback):
             return
         sizes, n_done = self._step_sizes, sum(self._step_sizes)
         values = _host_floats(self._device_losses[:n_done])
-        del self._device_losses[:n_done]
         if n_done > len(sizes):  # some steps accumulated several batches: each step's loss is their mean
-            starts = itertools.accumulate(sizes, initial=0)
-            values = [values[i] if k == 1 else sum(values[i : i + k]) / k for i, k in zip(starts, sizes)]
-        beta, avg, n, smooth = self.beta, self._avg, self._n, self.smooth_losses
+            starts = itertools.accumulate(sizes[:-1], initial=0)
+            values = [values[i] if k == 1 else sum(values[i : i + k]) / k for i, k in zip(starts, sizes, strict=True)]
+        beta, avg, n, smooth = self.beta, self._avg, self._n, []
         for loss in values:
             n += 1
             avg = beta * avg + (1 - beta) * loss
             smooth.append(avg / (1 - beta**n))
-        self.losses += values
-        self._avg, self._n, self._step_sizes = avg, n, []
+        with held_sigint():  # the traces and the losses still on the device change together, or not at all
+            del self._device_losses[:n_done]
+            self.losses += values
+            self.smooth_losses += smooth
+            self._avg, self._n, self._step_sizes = avg, n, []
 
     def drop_step(self) -> None:
         """The optimizer step of this iteration was not applied (a GradScaler found inf/NaN gradients): its
