@@ -75,6 +75,35 @@ def test_a_holds_sigint_function_that_raises_after_a_press_stops_with_its_error_
     assert done == ["rest of the function", "teardown"]
 
 
+@holds_sigint
+def plain_result(x):
+    return 2 * x
+
+
+@pytest.mark.parametrize("in_section", [False, True], ids=["alone", "inside-a-guarded-body"])
+def test_a_holds_sigint_function_in_another_thread_just_runs(in_section):
+    results = []
+    section = guarded(lambda: None, lambda _: None) if in_section else contextlib.nullcontext()
+    with section:
+        worker = threading.Thread(target=lambda: results.append(plain_result(21)))
+        worker.start()
+        worker.join()
+    assert results == [42]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_press_held_for_the_main_thread_is_not_raised_in_another_threads_holds_sigint_call():
+    results = []
+    with pytest.raises(KeyboardInterrupt):
+        with held_sigint():
+            press()  # held: pending until the block ends
+            worker = threading.Thread(target=lambda: results.append(plain_result(21)))
+            worker.start()
+            worker.join()
+            results.append("block went on")
+    assert results == [42, "block went on"]
+
+
 def test_a_holds_sigint_function_inside_a_held_block_leaves_the_press_to_the_block():
     done = []
     with pytest.raises(KeyboardInterrupt):
