@@ -15,7 +15,7 @@ from . import plots
 from .batches import logits, n_samples, target
 from .callback import ORDER, Callback
 from .hyper import get_mom
-from .interrupt import held_sigint
+from .interrupt import held_sigint, holds_sigint
 
 
 class Recorder(Callback):
@@ -77,6 +77,7 @@ class Recorder(Callback):
         self._epoch_start = time.perf_counter()
         self._epoch_losses_start = len(self.losses)
 
+    @holds_sigint  # every trace gets its entry for the step, or none does
     def after_batch(self, learn) -> None:
         """Per training iteration; on the hot path, so it keeps to local variables and reads no value."""
         if not learn.training:

@@ -260,6 +260,11 @@ def fit_replay():
 
 def assert_as_after_completed_steps(learn, replay, cbs_before):
     assert_process_clean(learn, cbs_before)
+    rec = learn.recorder  # every trace has one entry per recorded step, whatever line the press hit
+    lengths = {
+        name: len(getattr(rec, name)) for name in ("iters", "iter_epochs", "losses", "smooth_losses", "lrs", "moms")
+    }
+    assert len(set(lengths.values())) == 1, f"the recorder's traces disagree: {lengths}"
     k = learn.train_iter
     weights, opt_state = replay[k]
     assert same_model(model_copy(learn.model), weights), f"the weights match no replay state (train_iter={k})"
