@@ -14,7 +14,8 @@ Three measures, printed as three tables:
    each of the Learner's iterations, on the same batch, so the load of a shared machine lands on both
    alike. Per iteration: the median over every batch of (Learner + fetch) / (raw + fetch) and of the
    difference in microseconds; per fit: what the Learner spends outside its iterations (construction, set-up,
-   epoch ends), and the whole fit's ratio, median and quartiles over the repeats.
+   epoch ends), and the whole fit's ratio, median and quartiles over the repeats. A row with short fits
+   gets more repeats, so that every row rests on at least `--min-iters` (1000) paired iterations.
 2. Separate runs, interleaved: each variant a fit of its own, in a shuffled order, `--repeats` times; the
    median and quartiles of the per-repeat time ratios. On a busy machine single runs scatter far more
    than the effect measured; it is kept as the plain check that needs no instrumented loader.
@@ -27,7 +28,7 @@ Three measures, printed as three tables:
 Time is this process's CPU time by default (single-threaded, so it is the work done, and it does not count
 the time the scheduler gives other processes on a shared machine); `--wall` uses wall-clock time.
 
-    python benchmarks/overhead.py           # 25 repeats of ~0.1 s fits (about 5 minutes on 1 core)
+    python benchmarks/overhead.py           # 25 repeats of ~0.1 s fits (about 8 minutes on 1 core)
     python benchmarks/overhead.py --quick   # 5 repeats, a smoke run
 """
 
@@ -228,11 +229,12 @@ def paired_run(variant, model, dl, n_epoch, clock):
     }
 
 
-def paired_bench(model_name, bs, repeats, seconds, clock):
+def paired_bench(model_name, bs, repeats, seconds, clock, min_iters):
     """Per iteration: the median of (learner + fetch) / (raw + fetch) over every batch of every repeat,
     and the median of (learner - raw) in microseconds. Per fit: the median over repeats of the whole fits'
     ratio, and of what the Learner spends outside its iterations (construction, fit set-up, epoch ends)
-    less the raw loop's set-up."""
+    less the raw loop's set-up. A row whose fits are only a few iterations long (the CNN at batch 256: 6 to
+    12) gets more repeats, so that every row rests on at least `min_iters` paired iterations."""
     x_train, y_train, _, _ = digits_arrays()
     dl = DataLoaders.from_tensors(x_train, y_train, bs=bs).train
     torch.manual_seed(0)
@@ -240,6 +242,7 @@ def paired_bench(model_name, bs, repeats, seconds, clock):
     timed(clock, "raw", model, dl, 1)  # warm-up: the first run pays for lazy set-up
     n_epoch = max(1, math.ceil(seconds / (timed(clock, "raw", model, dl, 3) / 3)))
     row = {"model": model_name, "bs": bs, "iters": n_epoch * len(dl)}
+    repeats = row["repeats"] = max(repeats, math.ceil(min_iters / row["iters"]))
     for variant in PAIRED:
         paired_run(variant, model, dl, 1, clock)  # warm-up
         per_iter, extra_us, fits, fixed_us, raw_iter = [], [], [], [], []
@@ -354,6 +357,9 @@ def main(argv=None) -> None:
     parser.add_argument("--wall", action="store_true", help="wall-clock time instead of process CPU time")
     parser.add_argument("--models", default="cnn,mlp")
     parser.add_argument("--bs", default="32,256")
+    parser.add_argument(
+        "--min-iters", type=int, default=None, help="paired iterations a row needs at least (1000; 200 with --quick)"
+    )
     args = parser.parse_args(argv)
     repeats = args.repeats or (5 if args.quick else 25)
     seconds = args.seconds or 0.1
@@ -366,7 +372,8 @@ def main(argv=None) -> None:
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     models = [(m, int(bs)) for m in args.models.split(",") for bs in args.bs.split(",")]
-    paired_table([paired_bench(m, bs, repeats, seconds, clock) for m, bs in models])
+    min_iters = args.min_iters or (200 if args.quick else 1000)
+    paired_table([paired_bench(m, bs, repeats, seconds, clock, min_iters) for m, bs in models])
     us = fixed_cost(max(repeats, 5), clock)
     separate_table([bench(m, bs, repeats, seconds, clock) for m, bs in models], (us["off"] - us["raw"]) / 1e6)
     print()
@@ -391,6 +398,7 @@ def paired_table(rows) -> None:
         "model",
         "bs",
         "iters",
+        "repeats",
         "raw it/s",
         "off, per iteration (quartiles)",
         "off, whole fit (quartiles)",
@@ -406,6 +414,7 @@ def paired_table(rows) -> None:
                 r["model"],
                 str(r["bs"]),
                 str(r["iters"]),
+                str(r["repeats"]),
                 f"{r['off']['raw_its']:.0f}",
                 fmt(r["off"]["iter"]),
                 fmt(r["off"]["fit"]),
