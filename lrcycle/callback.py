@@ -164,6 +164,14 @@ def check_callback(cb) -> None:
             )
 
 
+def checked_callbacks(cbs) -> list:
+    """`cbs` as a list, each one checked (`check_callback`) before any is used."""
+    cbs = list(cbs)
+    for cb in cbs:
+        check_callback(cb)
+    return cbs
+
+
 @cache  # callbacks are checked at every fit; a class's names are read once (`dir` costs ~10 us a call)
 def hook_like_names(cls: type) -> tuple[str, ...]:
     """The public names of `cls` (its bases' included) that look like a hook but are not an event."""
@@ -227,16 +235,11 @@ class CallbackList:
 
     def __init__(self, cbs=()):
         """Starts with `cbs` (checked), without holding Ctrl-C: nobody holds a list still being built."""
-        cbs = list(cbs)
-        for cb in cbs:
-            check_callback(cb)
-        self.items: list = cbs
-        self.hooks = hook_table(cbs)
+        self.items: list = checked_callbacks(cbs)
+        self.hooks = hook_table(self.items)
 
     def add(self, cbs) -> None:
-        cbs = list(cbs)
-        for cb in cbs:
-            check_callback(cb)
+        cbs = checked_callbacks(cbs)
         with held_sigint():
             self.items.extend(cbs)
             self.hooks = hook_table(self.items)
