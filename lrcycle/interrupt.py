@@ -75,7 +75,7 @@ def _is_held(frame, at_line: bool) -> bool:
     `frame` itself: a block about to start or just ended in it is not holding it)."""
     first = frame
     while frame is not None:
-        if frame.f_code in _HELD_CODE or frame.f_code in _HELD_FUNCTIONS:
+        if frame.f_code in _HELD_CODE:
             return True
         for held_frame, line in _STATE.held_frames:
             if held_frame is frame and (line is None or (line == frame.f_lineno and (at_line or frame is not first))):
@@ -234,7 +234,7 @@ def holds_sigint(func: Callable) -> Callable:
             _deliver(True, sys._getframe(1), None)
         return result
 
-    _HELD_FUNCTIONS.update((func.__code__, held.__code__))
+    _HELD_CODE.update((func.__code__, held.__code__))
     return held
 
 
@@ -248,9 +248,9 @@ def guarded(setup: Callable, teardown: Callable) -> _Section:
     return _Section(setup, teardown)
 
 
-# The enter and exit code of the mechanism itself is held: a press while it switches is only recorded.
-_HELD_FUNCTIONS: set = set()  # the code of functions decorated with `holds_sigint`, and of its wrapper
-_HELD_CODE = frozenset(
+# Code that is held wherever it runs: the enter and exit code of the mechanism itself (a press while it
+# switches is only recorded), and each function decorated with `holds_sigint` with its wrapper (added there).
+_HELD_CODE = set(
     f.__code__
     for f in (_install, _uninstall, _deliver, note_cleanup_error, _on_sigint)
     + (_Section.__enter__, _Section.__exit__, _Section._close, _HeldBlock.__enter__, _HeldBlock.__exit__)
