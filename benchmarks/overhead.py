@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from lrcycle import DataLoaders, Learner, digits_cnn, digits_mlp
-from lrcycle.data import digits_arrays
+from lrcycle.demo.data import digits_arrays
 
 LR = 0.01
 MODELS = {"cnn": digits_cnn, "mlp": digits_mlp}

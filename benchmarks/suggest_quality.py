@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from lrcycle import DataLoaders, Learner, accuracy, suggest, tuning
-from lrcycle.data import digits_arrays
+from lrcycle.demo.data import digits_arrays
 
 CACHE = Path(__file__).parent / ".cache" / "suggest_quality"
 SEEDS = (0, 1, 2)

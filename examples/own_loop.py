@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import lrcycle
-from lrcycle.data import digits_arrays
+from lrcycle.demo.data import digits_arrays
 
 
 def main(epochs: int = 4, seed: int = 0) -> dict:

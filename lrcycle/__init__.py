@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from . import batches, plans, schedules, suggest
+from . import batches, schedules
 from .callback import (
     EVENTS,
     Callback,
@@ -12,30 +12,33 @@ from .callback import (
     CancelStepException,
     CancelTrainException,
     CancelValidException,
+    NonFiniteLossWarning,
 )
 from .callbacks.accumulate import GradientAccumulation
 from .callbacks.averaging import CycleAverage
 from .callbacks.checkpointing import Checkpoint
 from .callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from .callbacks.gradient_clip import GradientClip
-from .callbacks.loss_check import NonFiniteLossWarning
 from .callbacks.lr_finder import LRFinderCallback
 from .callbacks.mixed_precision import MixedPrecision
 from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
 from .callbacks.tracking import CycleSnapshotCallback, SaveModelCallback, TrackerCallback
-from .checks import spread
-from .data import DataLoaders, digits
+from .data import DataLoaders
+from .demo import digits
+from .demo.models import digits_cnn, digits_mlp
 from .distributed import is_main_process
+from .finder import suggest
+from .integrations.plain import range_test
 from .layers import resnet_splitter, sequential_head_splitter, sequential_splitter
 from .learner import Learner
 from .metrics import accuracy, error_rate
-from .models import digits_cnn, digits_mlp
 from .plots import NothingToPlotWarning, plot_schedule
-from .range_test import range_test
 from .recorder import Recorder
-from .scheduler import scheduler
+from .schedules import forms as plans  # the fit forms' old module name
+from .schedules.torch_scheduler import scheduler
 from .transfer import transfer_learner
+from .validate import spread
 
 __all__ = [
     "EVENTS",

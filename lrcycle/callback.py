@@ -6,12 +6,12 @@ import difflib
 from functools import cache, partial
 
 from .interrupt import guarded, held_sigint, note_cleanup_error
+from .validate import check_metrics
 
 ORDER = {
     "mixed_precision": -1100,
     "loss_check": -30,
     "accumulation": -20,
-    "grad_scaler": -19,
     "schedule_free": -12,
     "guard": -10,
     "clip": -5,
@@ -34,8 +34,6 @@ ORDER = {
 - `loss_check`: a loss that is not a scalar tensor is an error before anything reads it; a non-finite loss
   warns at the end of the fit.
 - `accumulation`: gradient accumulation sets the step counts and skips steps before anyone reads them.
-- `grad_scaler`: a GradScaler scales the (already divided) loss, unscales the summed gradients and skips
-  an overflowing step before any other `before_step` hook sees the gradients.
 - `schedule_free`: a schedule-free optimizer's `train()`/`eval()` switch, before anyone reads the weights of
   a training or validation stage.
 - `guard`: copies the buffers once the fit's starting step is known, to put them back should the fit fail
@@ -123,6 +121,10 @@ class Callback:
     """
 
     order = 0
+
+
+class NonFiniteLossWarning(RuntimeWarning):
+    """A fit's training loss became NaN or infinite (pass `cbs=[TerminateOnNaNCallback()]` to stop there)."""
 
 
 class CancelFitException(Exception):
@@ -304,3 +306,32 @@ class CallbackList:
             for later in errors[1:]:
                 note_cleanup_error(errors[0], later)
             raise errors[0]
+
+
+def check_cbs(cbs, name: str = "cbs") -> list:
+    """A list (or tuple) of callback instances, each with an int `order` and no misspelt hook; None is none."""
+    if cbs is None:
+        return []
+    if not isinstance(cbs, (list, tuple)):
+        if isinstance(getattr(cbs, "order", None), int):  # one callback, not in a list
+            kind = type(cbs).__name__
+            raise TypeError(
+                f"{name}: expected a list of callbacks, got one {kind}; wrap it in a list: {name}=[{kind}(...)]"
+            )
+        raise TypeError(f"{name}: expected a list of callbacks, got {type(cbs).__name__}; write {name}=[...]")
+    for cb in cbs:
+        check_callback(cb)
+    return list(cbs)
+
+
+def check_fit_start(learn, cbs) -> list:
+    """What a fit or range test checks before it changes anything: its callbacks (`check_cbs`), the learner's
+    metrics, then every taking-part callback's own `check(learn)` (its arguments against this learner).
+    Returns the call's callbacks as a list."""
+    cbs = check_cbs(cbs)
+    check_metrics(learn.metrics)
+    for cb in [*learn.cbs, *cbs]:
+        check = getattr(cb, "check", None)
+        if callable(check):
+            check(learn)
+    return cbs

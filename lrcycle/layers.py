@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 _BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
@@ -103,3 +104,39 @@ def freeze_groups(groups, n: int, train_bn: bool, bn_ids: set[int]) -> None:
             p.requires_grad_(trainable)
             if not trainable:
                 p.grad = None  # optimizers skip params without a grad: no step, no weight decay, state kept
+
+
+def learner_layer_groups(model, splitter, opt) -> list[list]:
+    """The Learner's layer groups: the splitter's (default: one group), or with `opt=` the optimizer's."""
+    if opt is None:
+        return check_groups((splitter or single_group)(model), model)
+    return opt_layer_groups(opt, None if splitter is None else check_groups(splitter(model), model), model)
+
+
+def opt_layer_groups(opt, splitter_groups, model) -> list[list]:
+    """`Learner(..., opt=optimizer)`: its param groups are the layer groups. A splitter, when also given, must
+    give the same groups (same count, the same parameters in each); a ValueError names the first difference.
+    Model parameters outside the optimizer are allowed (the user's optimizer does not train them)."""
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise TypeError(f"opt: expected a torch.optim.Optimizer instance, got {type(opt).__name__}")
+    groups = [list(g["params"]) for g in opt.param_groups]
+    model_ids = {id(p) for p in model.parameters()}
+    outside = sum(id(p) not in model_ids for g in groups for p in g)
+    if outside:
+        raise ValueError(f"opt: {outside} of the optimizer's parameters are not parameters of the model")
+    if splitter_groups is None:
+        return groups
+    split = [list(g) for g in splitter_groups]
+    if len(split) != len(groups):
+        raise ValueError(
+            f"opt/splitter: the splitter gives {len(split)} layer groups but the optimizer has {len(groups)} param "
+            "groups; give one of them, or build the optimizer with one param group per layer group"
+        )
+    for g, (a, b) in enumerate(zip(split, groups)):
+        if [id(p) for p in a] != [id(p) for p in b]:
+            raise ValueError(
+                f"opt/splitter: layer group {g} differs: the splitter puts {len(a)} parameters in it, the "
+                f"optimizer's param group {g} holds {len(b)} ({len({id(p) for p in a} ^ {id(p) for p in b})} "
+                "parameters in only one of them, or the same ones in another order)"
+            )
+    return groups

@@ -14,8 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import checkpoint, distributed, plans, tuning
-from . import resume as resume_fit
+from . import distributed
 from .batches import compute_loss, forward, module_to, split, to_device
 from .callback import (
     CallbackList,
@@ -25,17 +24,32 @@ from .callback import (
     CancelStepException,
     CancelTrainException,
     CancelValidException,
-)
-from .callbacks import tracking
-from .callbacks.first_step_guard import FirstStepGuard
-from .callbacks.loss_check import NonFiniteLossCheck
-from .callbacks.mixed_precision import use_mixed_precision
-from .callbacks.param_scheduler import ParamScheduler
-from .callbacks.progress import ProgressCallback
-from .callbacks.schedule_free import eval_weights, schedule_free_switches
-from .checks import (
     check_cbs,
     check_fit_start,
+)
+from .callbacks.first_step_guard import FirstStepGuard
+from .callbacks.loss_check import NonFiniteLossCheck
+from .callbacks.mixed_precision import MixedPrecision
+from .callbacks.param_scheduler import ParamScheduler
+from .callbacks.progress import ProgressCallback
+from .callbacks.schedule_free import ScheduleFreeSwitch
+from .callbacks.tracking import CycleSnapshotCallback, SaveModelCallback
+from .evaluation import end_validation, eval_batches, predictions
+from .finder import tune as tuning
+from .finder.driver import run_range_test
+from .finder.tune import TUNE_BUDGET, TUNE_FACTORS, TUNE_MARGIN
+from .interrupt import guarded, holds_sigint
+from .layers import bn_param_ids, freeze_groups, learner_layer_groups, single_group
+from .optim import build_optimizer, eval_weights, has_modes, set_hypers
+from .prediction import item_ndim, predict
+from .recorder import Recorder
+from .schedules import forms
+from .schedules.preview import preview_call
+from .state import checkpoint
+from .state import resume as resume_fit
+from .state.checkpoint import check_name
+from .state.training_state import plain_names
+from .validate import (
     check_hypers,
     check_learner_args,
     check_metrics,
@@ -45,19 +59,8 @@ from .checks import (
     check_train_loader,
     check_valid_loader,
     check_wd,
-    learner_layer_groups,
     wd_or_wds,
 )
-from .evaluation import end_validation, eval_batches, predictions
-from .hyper import build_optimizer, set_hypers
-from .interrupt import guarded, holds_sigint
-from .layers import bn_param_ids, freeze_groups, single_group
-from .prediction import item_ndim, predict
-from .preview import preview_call
-from .range_test import run_range_test
-from .recorder import Recorder
-from .training_state import plain_names
-from .tuning import TUNE_BUDGET, TUNE_FACTORS, TUNE_MARGIN
 
 
 def default_device() -> torch.device:
@@ -155,7 +158,7 @@ class Learner:
 
     def steps_per_epoch(self, cbs=()) -> int:
         """Optimizer steps an epoch takes (fewer under gradient accumulation, which says so)."""
-        return plans.steps_per_epoch(self.dls.train, [*self.cbs, *(cbs or [])])
+        return forms.steps_per_epoch(self.dls.train, [*self.cbs, *(cbs or [])])
 
     def fit_epochs(self, n_epoch: int, cbs=(), start_epoch: int = 0, with_valid: bool = True, cycle_ends=None) -> None:
         """The loop of every fit form: `n_epoch` epochs, `train_iter` from `start_epoch`, `learn.cycle_ends` set."""
@@ -163,7 +166,7 @@ class Learner:
         check_start_epoch(start_epoch, check_positive_int(n_epoch, "n_epoch"))
         cbs = check_fit_start(self, cbs)  # every callback's check(learn), before anything changes
         self.opt = self.opt or self.create_opt()
-        cbs += schedule_free_switches(self.opt)
+        cbs += [ScheduleFreeSwitch()] if has_modes(self.opt) else []  # train()/eval() switched for you
         self.n_epoch, self.n_iter, self.start_epoch = n_epoch, n_iter, start_epoch
         self.total_iter, self.train_iter = n_epoch * n_iter, start_epoch * n_iter
         self.cycle_ends = [] if cycle_ends is None else list(cycle_ends)
@@ -230,37 +233,37 @@ class Learner:
         """fastai 0.7 `fit`: `n_cycle` epochs at constant `lr`, or `n_cycle` cycles of `cycle_len * cycle_mult**c`
         epochs of SGDR (after 0.7's lr/100 warm-up), `use_clr=(div, cut_div)` or `use_clr_beta=(div, pct)`.
         `kwargs`, for every fit form: `wd, cbs, cycle_save_name, best_save_name, start_epoch, resume`."""
-        self._fit(plans.fit, (lr, n_cycle, cycle_len, cycle_mult, use_clr, use_clr_beta), **kwargs)
+        self._fit(forms.fit, (lr, n_cycle, cycle_len, cycle_mult, use_clr, use_clr_beta), **kwargs)
 
     def fit_one_cycle(self, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25, moms=None, **kwargs):
         """One cycle (fastai v2): cosine lr_max/div -> lr_max over `pct_start`, -> lr_max/div_final; `moms` inverse."""
-        self._fit(plans.fit_one_cycle, (n_epoch, lr_max, div, div_final, pct_start, moms), **kwargs)
+        self._fit(forms.fit_one_cycle, (n_epoch, lr_max, div, div_final, pct_start, moms), **kwargs)
 
     def fit_cyclic(self, n_epoch, lr_max, base_lr=None, step_size=None, n_cycles=None, mode="triangular", gamma=1.0,
                    moms=None, **kwargs):  # fmt: skip
         """Smith's cyclical lrs between `base_lr` (lr_max/4) and `lr_max`, `step_size` steps a half or `n_cycles`."""
-        self._fit(plans.fit_cyclic, (n_epoch, lr_max, base_lr, step_size, n_cycles, mode, gamma, moms), **kwargs)
+        self._fit(forms.fit_cyclic, (n_epoch, lr_max, base_lr, step_size, n_cycles, mode, gamma, moms), **kwargs)
 
     def fit_flat_cos(self, n_epoch, lr=None, div_final=1e5, pct_start=0.75, **kwargs):
         """fastai v2 `fit_flat_cos`: flat at `lr` for `pct_start` of the fit, then cosine down to lr/div_final."""
-        self._fit(plans.fit_flat_cos, (n_epoch, lr, div_final, pct_start), **kwargs)
+        self._fit(forms.fit_flat_cos, (n_epoch, lr, div_final, pct_start), **kwargs)
 
     def fit_wsd(self, n_epoch, lr_max=None, warmup=0.05, decay=0.2, decay_shape="1-sqrt", div=25.0, div_final=1e5,
                 moms=None, warmup_epochs=None, decay_epochs=None, **kwargs):  # fmt: skip
-        """Warmup-stable-decay: linear warmup, flat at lr_max, then a 'linear'/'cos'/'1-sqrt' decay (plans.fit_wsd)."""
+        """Warmup-stable-decay: linear warmup, flat at lr_max, then a 'linear'/'cos'/'1-sqrt' decay (forms.fit_wsd)."""
         args = (n_epoch, lr_max, warmup, decay, decay_shape, div, div_final, moms, warmup_epochs, decay_epochs)
-        self._fit(plans.fit_wsd, args, **kwargs)
+        self._fit(forms.fit_wsd, args, **kwargs)
 
-    def plan_defaults(self, cbs=None) -> plans.PlanDefaults:
+    def plan_defaults(self, cbs=None) -> forms.PlanDefaults:
         """What a plan reads from the learner: group count, default lr and momenta, steps an epoch."""
-        return plans.PlanDefaults(self.n_groups, self.lr, self.moms, self.steps_per_epoch(check_cbs(cbs)))
+        return forms.PlanDefaults(self.n_groups, self.lr, self.moms, self.steps_per_epoch(check_cbs(cbs)))
 
     def _fit(self, plan, args, wd=None, cbs=None, cycle_save_name=None, best_save_name=None, start_epoch=0,
              wds=None, resume=None) -> None:  # fmt: skip
         """What every fit form does: its plan's schedule, every check, the optimizer, then the loop."""
         schedule, wd = plan(self.plan_defaults(cbs), *args), wd_or_wds(wd, wds)  # `wds`: fastai 0.7's `wd`
         check_start_epoch(start_epoch, schedule.n_epoch)
-        saving = tracking.save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends, self.dls.valid)
+        saving = save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends, self.dls.valid)
         cbs, wds = [ParamScheduler(schedule), *saving, *check_cbs(cbs)], check_wd(wd, self.n_groups)
         check_fit_start(self, cbs)  # before the optimizer is built or any lr set
         cbs, start_epoch = resume_fit.prepare(self, resume, cbs, start_epoch)  # the whole checkpoint checked first
@@ -306,10 +309,16 @@ class Learner:
             return predictions(self.model, dl, self.device, with_input, self.n_inp)
 
     def to_bf16(self) -> Learner:  # bfloat16 autocast from now on: adds MixedPrecision(torch.bfloat16)
-        return use_mixed_precision(self, torch.bfloat16)
+        return self._use_mixed_precision(torch.bfloat16)
 
     def to_fp16(self) -> Learner:  # float16 autocast with a GradScaler: adds MixedPrecision(torch.float16)
-        return use_mixed_precision(self, torch.float16)
+        return self._use_mixed_precision(torch.float16)
+
+    def _use_mixed_precision(self, dtype: torch.dtype) -> Learner:
+        """Replace any MixedPrecision callback by one for `dtype`; returns the learner."""
+        self.remove_cbs([cb for cb in self.cbs if isinstance(cb, MixedPrecision)])
+        self.add_cbs([MixedPrecision(dtype)])
+        return self
 
     def predict(self, x) -> torch.Tensor:
         """The model's output for one item (shaped like a training item) or a batch: eval mode, no grad, no events."""
@@ -321,3 +330,16 @@ class Learner:
     def load(self, name, with_opt=True, strict=True, model_only=False) -> Learner:  # checked, weights_only=True
         checkpoint.load(self, name, with_opt, strict, model_only)
         return self
+
+
+def save_callbacks(cycle_save_name, best_save_name, cycle_ends, valid_dl) -> list:
+    """The callbacks that `cycle_save_name` / `best_save_name` of a fit call ask for (the best model needs
+    validation data)."""
+    if best_save_name is not None and valid_dl is None:
+        raise ValueError("best_save_name: keeping the best model needs validation data (DataLoaders.valid)")
+    cbs = []
+    if cycle_save_name is not None:
+        cbs.append(CycleSnapshotCallback(cycle_save_name, cycle_ends))
+    if best_save_name is not None:
+        cbs.append(SaveModelCallback(check_name(best_save_name, "best_save_name")))
+    return cbs

@@ -14,8 +14,8 @@ import torch
 from . import plots
 from .batches import logits, n_samples, target
 from .callback import ORDER, Callback
-from .hyper import get_mom
 from .interrupt import held_sigint, holds_sigint
+from .optim import get_mom
 
 
 class Recorder(Callback):
@@ -282,3 +282,8 @@ def _host_floats(tensors: list) -> list[float]:
 
 def metric_name(metric) -> str:
     return getattr(metric, "__name__", type(metric).__name__)
+
+
+def auto_mode(monitor: str) -> str:
+    """'min' for names with 'loss' or 'error' in them (lower is better), 'max' otherwise."""
+    return "min" if "loss" in monitor or "error" in monitor else "max"

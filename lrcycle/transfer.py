@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 from torch import nn
 
-from .checks import check_positive_int
 from .layers import resnet_splitter, sequential_head_splitter
 from .learner import Learner
+from .validate import check_positive_int
 
 
 def transfer_learner(

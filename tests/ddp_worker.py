@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from lrcycle import DataLoaders, Learner, accuracy, digits, digits_cnn, sequential_splitter
-from lrcycle.__main__ import demo
+from lrcycle.demo.command import demo
 from lrcycle.distributed import is_main_process, unwrap
 
 

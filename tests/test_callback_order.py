@@ -10,7 +10,6 @@ from lrcycle.callbacks.accumulate import GradientAccumulation
 from lrcycle.callbacks.averaging import CycleAverage
 from lrcycle.callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from lrcycle.callbacks.first_step_guard import FirstStepGuard
-from lrcycle.callbacks.grad_scaler import GradScalerStep
 from lrcycle.callbacks.gradient_clip import GradientClip
 from lrcycle.callbacks.loss_check import NonFiniteLossCheck
 from lrcycle.callbacks.mixed_precision import MixedPrecision
@@ -29,7 +28,6 @@ SEQUENCE = [
     "mixed_precision",
     "loss_check",
     "accumulation",
-    "grad_scaler",
     "schedule_free",
     "guard",
     "clip",
@@ -60,7 +58,6 @@ def test_the_table_lists_the_slots_in_the_order_they_run():
         (MixedPrecision, "mixed_precision"),
         (NonFiniteLossCheck, "loss_check"),
         (GradientAccumulation, "accumulation"),
-        (GradScalerStep, "grad_scaler"),
         (ScheduleFreeSwitch, "schedule_free"),
         (FirstStepGuard, "guard"),
         (GradientClip, "clip"),

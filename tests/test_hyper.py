@@ -5,7 +5,7 @@ import torch
 from conftest import make_dls, make_mlp
 
 from lrcycle import Learner, sequential_splitter
-from lrcycle.hyper import (
+from lrcycle.optim import (
     get_lrs,
     get_mom,
     get_moms,

@@ -14,7 +14,7 @@ from lrcycle import DataLoaders, Learner  # noqa: E402
 from lrcycle.integrations.hf import hf_range_test  # noqa: E402
 
 pytestmark = [
-    pytest.mark.filterwarnings("ignore::lrcycle.suggest.SuggestionWarning"),
+    pytest.mark.filterwarnings("ignore::lrcycle.finder.suggest.SuggestionWarning"),
     pytest.mark.filterwarnings("ignore::UserWarning"),
     pytest.mark.filterwarnings("ignore::FutureWarning"),
 ]

@@ -18,7 +18,7 @@ from lrcycle import DataLoaders, Learner  # noqa: E402
 from lrcycle.integrations.lightning import configured_optimizer, lightning_range_test  # noqa: E402
 
 pytestmark = [
-    pytest.mark.filterwarnings("ignore::lrcycle.suggest.SuggestionWarning"),
+    pytest.mark.filterwarnings("ignore::lrcycle.finder.suggest.SuggestionWarning"),
     pytest.mark.filterwarnings("ignore::UserWarning"),  # Lightning's advice on workers, logging, accelerators
 ]
 

@@ -10,8 +10,8 @@ from conftest import make_dls, make_mlp
 from torch import nn
 
 from lrcycle import Learner, digits_cnn
-from lrcycle.checks import spread
 from lrcycle.layers import check_groups, resnet_splitter, sequential_head_splitter, sequential_splitter
+from lrcycle.validate import spread
 
 
 def ids(params):

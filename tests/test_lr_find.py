@@ -14,7 +14,7 @@ from torch import nn
 from lrcycle import Callback, DataLoaders, Learner, sequential_splitter, suggest
 
 # short or flat test curves make some suggestion functions warn; that is theirs to test (test_suggest.py)
-pytestmark = pytest.mark.filterwarnings("ignore::lrcycle.suggest.SuggestionWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::lrcycle.finder.suggest.SuggestionWarning")
 
 OPTIMIZERS = {
     "SGD": partial(torch.optim.SGD, momentum=0.9),

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from lrcycle import DataLoaders, GradientAccumulation, Learner, accuracy
 from lrcycle.callback import Callback
 from lrcycle.callbacks.loss_check import NonFiniteLossWarning
-from lrcycle.tuning import TUNE_FACTORS, TUNE_MARGIN, TrialEpochs
+from lrcycle.finder.tune import TUNE_FACTORS, TUNE_MARGIN, TrialEpochs
 
 TARGET, W0 = 3.0, 0.5
 

@@ -208,7 +208,7 @@ def test_lr_find_restores_the_scaler_and_everything_else_on_every_exit(path):
     assert learn.train_iter == len(learn.dls.train)
 
 
-@pytest.mark.filterwarnings("ignore::lrcycle.suggest.SuggestionWarning")  # a short test: the curve means little
+@pytest.mark.filterwarnings("ignore::lrcycle.finder.suggest.SuggestionWarning")  # a short test: the curve means little
 def test_a_skipped_step_in_the_range_test_is_not_counted():
     learn = Learner(make_dls(), make_mlp(), progress=False, device="cpu").to_fp16()
     learn.lr_find(start_lr=1e-5, end_lr=1e-1, num_it=8, stop_div=False)

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import lrcycle
 from lrcycle import DataLoaders, Learner, sequential_splitter
 
-pytestmark = pytest.mark.filterwarnings("ignore::lrcycle.suggest.SuggestionWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::lrcycle.finder.suggest.SuggestionWarning")
 
 OPTIMIZERS = {
     "SGD": partial(torch.optim.SGD, momentum=0.9, weight_decay=1e-4),
@@ -239,6 +239,38 @@ def test_an_overflowing_step_is_skipped_as_grad_scaler_step_does():
     assert len(result.lrs) == 8 and all(math.isfinite(v) for v in result.losses)
     assert scaler.updates > 8  # the skipped steps updated (backed off) the scale too
     assert_same(before, capture(model, opt, scaler))
+
+
+def first_batch_overflows():
+    """A one-weight model whose first batch has x = 1e36: its loss (mean of w*x, about 1e35) is finite, but at
+    scale 1024 the scaled gradient (x * 1024 / n, about 1e38 per sample summed over 4) overflows float32."""
+    torch.manual_seed(0)
+    model = nn.Linear(1, 1, bias=False)
+    x = torch.ones(4 * 6, 1)
+    x[:4] = 1e36
+    loader = DataLoader(TensorDataset(x, torch.zeros(len(x))), batch_size=4, shuffle=False)
+    return model, loader, lambda pred, y: pred.mean()
+
+
+@pytest.mark.parametrize("entry", ["range_test", "lr_find"])
+def test_a_first_batch_that_overflows_leaves_no_point(entry):
+    """The scaler skips the first step (inf gradients, finite loss): no point is recorded for it, so the curve
+    starts at start_lr with the loss of an applied step, never with a mean folding in the huge loss."""
+    model, loader, loss = first_batch_overflows()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    with torch.no_grad():
+        first_loss = float(model(torch.ones(1, 1)).mean())  # the first applied step runs on a batch of ones
+    kwargs = dict(start_lr=1e-5, end_lr=1e-3, num_it=4, stop_div=False)
+    if entry == "range_test":
+        result = lrcycle.range_test(model, opt, loss, loader, grad_scaler=scaler, **kwargs)
+    else:
+        cbs = [lrcycle.MixedPrecision(None, grad_scaler=scaler)]
+        learn = Learner(DataLoaders(loader), model, loss, opt=opt, cbs=cbs, progress=False)
+        result = learn.lr_find(**kwargs)
+    assert len(result.lrs) == 4 and result.lrs[0] == 1e-5
+    assert result.losses[0] == pytest.approx(first_loss, rel=1e-6)
+    assert max(abs(v) for v in result.losses) < 1e3
 
 
 def test_the_users_device_and_param_groups_are_untouched_and_a_wrong_device_is_refused():

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import make_dls, make_mlp
 
-import lrcycle.checkpoint
+import lrcycle.state.checkpoint
 from lrcycle import Checkpoint, Learner, SaveModelCallback, sequential_splitter
 
 BAD_NAMES = ["../escape", "/tmp/abs", "a/b", "a\\b", "", ".", "..", " padded", None, 123, b"bytes"]
@@ -202,7 +202,7 @@ def test_an_interrupted_save_leaves_the_previous_file_whole(tmp_path, trained, m
         Path(f).write_bytes(Path(f).read_bytes()[:100])  # half written when the Ctrl-C came
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(lrcycle.checkpoint.torch, "save", interrupted)
+    monkeypatch.setattr(lrcycle.state.checkpoint.torch, "save", interrupted)
     trained.fit(0.01, 1)
     with pytest.raises(KeyboardInterrupt):
         trained.save("m")

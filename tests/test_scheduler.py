@@ -11,7 +11,7 @@ from conftest import make_dls, make_mlp
 
 import lrcycle
 from lrcycle import Learner, plans, sequential_splitter
-from lrcycle.hyper import get_mom
+from lrcycle.optim import get_mom
 
 # One call per fit form (and the 0.7 variants of `fit`); a form without a case here (one added later to
 # plans.PLANS) runs with `(2,)`, its defaults: the scheduler reaches it through plans.PLANS all the same.

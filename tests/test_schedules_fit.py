@@ -12,8 +12,8 @@ from conftest import make_dls, make_mlp
 from torch.optim import lr_scheduler
 
 from lrcycle import Callback, Learner, schedules, sequential_splitter
-from lrcycle.checks import spread
-from lrcycle.hyper import get_lrs, get_moms
+from lrcycle.optim import get_lrs, get_moms
+from lrcycle.validate import spread
 
 OPTS = {
     "sgd": partial(torch.optim.SGD, momentum=0.9),

@@ -8,8 +8,7 @@ import torch
 from conftest import make_dls, make_mlp
 from torch import nn
 
-from lrcycle import Callback, Learner, accuracy
-from lrcycle.callbacks.loss_check import NonFiniteLossWarning
+from lrcycle import Callback, Learner, NonFiniteLossWarning, accuracy
 
 
 def bn_model(seed=0):
@@ -75,7 +74,7 @@ def test_a_fit_whose_loss_becomes_non_finite_warns_naming_the_first_iteration():
     assert "TerminateOnNaNCallback" in str(record[0].message)
 
 
-@pytest.mark.filterwarnings("ignore::lrcycle.suggest.SuggestionWarning")  # a NaN curve has nothing to suggest
+@pytest.mark.filterwarnings("ignore::lrcycle.finder.suggest.SuggestionWarning")  # a NaN curve has nothing to suggest
 def test_a_finite_fit_and_a_diverging_range_test_do_not_warn():
     calls = []
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lrcycle import suggest
-from lrcycle.suggest import SuggestionWarning, halfway, lr_range, minimum, steep, valley
+from lrcycle.finder.suggest import SuggestionWarning, halfway, lr_range, minimum, steep, valley
 
 LOG_LRS = np.linspace(-6, 1, 141)  # 1e-6 .. 10, 20 points a decade
 LRS = 10**LOG_LRS

@@ -4,9 +4,10 @@ import pytest
 import torch
 from conftest import make_dls, make_mlp
 
-from lrcycle import Callback, Learner, accuracy, checkpoint
+from lrcycle import Callback, Learner, accuracy
 from lrcycle.callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from lrcycle.callbacks.tracking import CycleSnapshotCallback, SaveModelCallback
+from lrcycle.state import checkpoint
 
 
 class StatesAtEpochEnds(Callback):

@@ -11,7 +11,7 @@ from test_schedules_fit import LR, N_ITER, StepSpy, close, make_learner
 from test_schedules_resume import CheckpointAndStop
 
 from lrcycle import ParamScheduler, plans, schedules
-from lrcycle.checks import spread
+from lrcycle.validate import spread
 
 N_EPOCH = 4
 N = N_EPOCH * N_ITER  # 28 optimizer steps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..callback import ORDER, Callback, CancelStepException
-from ..checks import check_positive_int
+from ..validate import check_positive_int
 
 
 class GradientAccumulation(Callback):

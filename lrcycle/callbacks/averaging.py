@@ -6,9 +6,9 @@ import torch
 from torch.optim.swa_utils import AveragedModel, update_bn
 
 from ..callback import ORDER, Callback
-from ..checks import check_positive_int
 from ..distributed import broadcast_buffers, group_active, unwrap
 from ..evaluation import loss_sums
+from ..validate import check_positive_int
 
 
 class CycleAverage(Callback):
@@ -72,8 +72,8 @@ class CycleAverage(Callback):
         broadcast_buffers(self.averaged.module)  # each rank's BatchNorm pass saw only its shard
         if self.keep == "best":
             self.valid_losses = {
-                "last": valid_loss(learn),
-                "average": valid_loss(learn, self.averaged.module),
+                "last": _valid_loss(learn),
+                "average": _valid_loss(learn, self.averaged.module),
             }
             if self.valid_losses["last"] <= self.valid_losses["average"]:
                 self.kept = "last"
@@ -82,7 +82,7 @@ class CycleAverage(Callback):
         self.kept = "average"
 
 
-def valid_loss(learn, model=None) -> float:
+def _valid_loss(learn, model=None) -> float:
     """Mean loss of `model` (default the learner's) over the validation data, without firing events."""
     model = learn.model if model is None else model
     sums = loss_sums(model, learn.dls.valid, learn.device, learn.loss_func, learn.n_inp)  # (loss sum, samples)

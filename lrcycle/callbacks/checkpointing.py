@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..callback import ORDER, Callback
-from ..checkpoint import derived_name
-from ..checks import check_flag, check_name, check_positive_int
+from ..state.checkpoint import check_name, derived_name
+from ..validate import check_flag, check_positive_int
 from .lr_finder import LRFinderCallback
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from ..callback import ORDER, Callback, CancelFitException
-from ..checks import check_positive_int
 from ..distributed import group_active, is_main_process
+from ..validate import check_positive_int
 from .tracking import TrackerCallback
 
 

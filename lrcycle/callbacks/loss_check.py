@@ -6,11 +6,7 @@ from __future__ import annotations
 import math
 import warnings
 
-from ..callback import ORDER, Callback
-
-
-class NonFiniteLossWarning(RuntimeWarning):
-    """A fit's training loss became NaN or infinite (pass `cbs=[TerminateOnNaNCallback()]` to stop there)."""
+from ..callback import ORDER, Callback, NonFiniteLossWarning
 
 
 class NonFiniteLossCheck(Callback):

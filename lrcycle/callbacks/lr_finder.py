@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..callback import ORDER, CancelFitException
+from ..callback import ORDER, Callback, CancelFitException
 from .param_scheduler import ParamScheduler
 
 
@@ -21,7 +21,7 @@ class LRFinderCallback(ParamScheduler):
         learn.total_iter = self.schedule.n_steps
 
 
-class RangeTestStop:
+class RangeTestStop(Callback):
     """Ends the test after `num_it` iterations or, with `stop_div`, at the first iteration whose smoothed
     loss exceeds `div_factor` x the lowest so far, or whose loss is not finite.
 

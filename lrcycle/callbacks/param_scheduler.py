@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from .. import schedules
 from ..callback import ORDER, Callback
-from ..hyper import set_mom
-from ..schedules import Schedule
+from ..optim import set_mom
+from ..schedules.schedule import Schedule, build
 
 
 class ParamScheduler(Callback):
@@ -39,7 +38,7 @@ class ParamScheduler(Callback):
 
     def load_state_dict(self, state: dict) -> None:
         """Rebuild the schedule a `state_dict()` describes; a bad state changes nothing."""
-        self.schedule = schedules.build(state["spec"])
+        self.schedule = build(state["spec"])
 
     def __repr__(self) -> str:
         return f"ParamScheduler({self.schedule.spec})"

@@ -18,7 +18,7 @@ LOSS_READ_EVERY = 0.25
 second, whatever the batch rate (the recorder may keep losses on the device)."""
 
 
-def display_mode(in_notebook: bool | None, in_terminal: bool | None) -> str:
+def _display_mode(in_notebook: bool | None, in_terminal: bool | None) -> str:
     """`notebook` (HTML widgets), `terminal` (console bars redrawn in place) or `log` (plain lines only)."""
     if fastprogress.IN_NOTEBOOK if in_notebook is None else in_notebook:
         return "notebook"
@@ -75,7 +75,7 @@ class ProgressCallback(Callback):
         self.show = is_main_process()
         if not self.show:
             return
-        self.mode = display_mode(self.in_notebook, self.in_terminal)
+        self.mode = _display_mode(self.in_notebook, self.in_terminal)
         self.names = ["epoch", "train_loss", "valid_loss", *learn.recorder.metric_names, "time"]
         self.pbar, self.loss_comment = None, _LossComment()
         if self.mode == "log":
@@ -142,7 +142,7 @@ class SweepProgress(Callback):
         self.num_it, self.in_notebook, self.in_terminal, self.bar = num_it, in_notebook, in_terminal, None
 
     def before_fit(self, learn) -> None:
-        self.mode = display_mode(self.in_notebook, self.in_terminal)
+        self.mode = _display_mode(self.in_notebook, self.in_terminal)
         if not is_main_process() or self.mode == "log":
             return
         bar = fastprogress.NBProgressBar if self.mode == "notebook" else fastprogress.ConsoleProgressBar

@@ -8,15 +8,9 @@ from pathlib import Path
 import torch
 
 from ..callback import ORDER, Callback
-from ..checkpoint import derived_name
-from ..checks import check_name
 from ..distributed import group_active
-from ..recorder import metric_name
-
-
-def auto_mode(monitor: str) -> str:
-    """'min' for names with 'loss' or 'error' in them (lower is better), 'max' otherwise."""
-    return "min" if "loss" in monitor or "error" in monitor else "max"
+from ..recorder import auto_mode, metric_name
+from ..state.checkpoint import check_name, derived_name
 
 
 class TrackerCallback(Callback):
@@ -126,16 +120,3 @@ class CycleSnapshotCallback(Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.saved = [Path(file) for file in state["saved"]]
-
-
-def save_callbacks(cycle_save_name, best_save_name, cycle_ends, valid_dl) -> list:
-    """The callbacks that `cycle_save_name` / `best_save_name` of a fit call ask for (the best model needs
-    validation data)."""
-    if best_save_name is not None and valid_dl is None:
-        raise ValueError("best_save_name: keeping the best model needs validation data (DataLoaders.valid)")
-    cbs = []
-    if cycle_save_name is not None:
-        cbs.append(CycleSnapshotCallback(cycle_save_name, cycle_ends))
-    if best_save_name is not None:
-        cbs.append(SaveModelCallback(check_name(best_save_name, "best_save_name")))
-    return cbs

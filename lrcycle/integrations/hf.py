@@ -7,7 +7,7 @@ steps_per_epoch=len(loader)))`: the model and optimizer it trains are exactly as
 
 from __future__ import annotations
 
-from .steps import step_range_test
+from .plain import step_range_test
 
 
 def hf_range_test(model, train_dataloader, optimizer, **kwargs):

@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-from .steps import step_range_test
+from .plain import step_range_test
 
 
 def lightning_range_test(module, train_dataloader, optimizer=None, **kwargs):

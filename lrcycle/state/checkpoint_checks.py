@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import torch
 
-from .hyper import momentum_key
+from ..optim import momentum_key
 
 _SHOWN = 6  # differences listed in a message before "and N more"
 

@@ -1,4 +1,6 @@
-"""Every argument check of the Learner, its fit forms and the range test, in one place.
+"""The primitive argument checks (numbers, flags, names of kinds, loaders, metrics) and `spread`, the lr forms
+over the layer groups. Checks that belong to one part live beside it (fit forms in `schedules/forms.py`,
+callbacks in `callback.py`, layer groups in `layers.py`, checkpoint names in `state/checkpoint.py`).
 
 Each raises a ValueError or TypeError that names the argument and says what was expected, before anything
 is trained or changed. An lr argument is checked and spread over the layer groups once, here, where it enters.
@@ -9,13 +11,9 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from pathlib import PurePath
 
 import numpy as np
 import torch
-
-from .callback import check_callback
-from .layers import check_groups, single_group
 
 
 def check_learner_args(dls, model, loss_func, splitter=None, opt_func=None):
@@ -111,55 +109,6 @@ def check_start_epoch(start_epoch, n_epoch: int) -> int:
     return int(start_epoch)
 
 
-def check_clr(value, name: str) -> tuple[float, float, tuple[float, float] | None]:
-    """`use_clr=(div, cut_div[, max_mom, min_mom])` or `use_clr_beta=(div, pct[, ...])` -> (div, x, moms)."""
-    shape = "(div, cut_div)" if name == "use_clr" else "(div, pct)"
-    if not isinstance(value, (tuple, list)) or len(value) not in (2, 4):
-        raise ValueError(f"{name}: expected {shape} or {shape[:-1]}, max_mom, min_mom), got {value!r}")
-    div = check_number(value[0], f"{name} div", 0.0)
-    if name == "use_clr":
-        second = check_number(value[1], f"{name} cut_div", 1.0, closed=(True, False))
-    else:
-        second = check_number(value[1], f"{name} pct", 0.0, 100.0, closed=(True, False))
-    moms = check_moms(tuple(value[2:]), 2, f"{name} momenta") if len(value) == 4 else None
-    return div, second, moms
-
-
-CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
-
-
-def check_cyclic(lrs, base_lr, step_size, n_cycles, mode, gamma):
-    """`fit_cyclic`'s arguments -> (base_lrs, step_size, n_cycles, gamma); `base_lr` defaults to lr_max/4."""
-    base = [lr / 4 for lr in lrs] if base_lr is None else spread(base_lr, len(lrs), "base_lr")
-    if any(b > m for b, m in zip(base, lrs, strict=True)):
-        raise ValueError(f"base_lr: must be <= lr_max in every group, got {base} vs {lrs}")
-    if step_size is not None and n_cycles is not None:
-        raise ValueError("step_size/n_cycles: give at most one (iterations per half cycle, or cycles)")
-    step_size = None if step_size is None else check_number(step_size, "step_size", 0.0)
-    n_cycles = None if n_cycles is None else check_number(n_cycles, "n_cycles", 0.0)
-    if step_size is None and n_cycles is None:
-        n_cycles = 1.0
-    if mode not in CYCLIC_MODES:
-        raise ValueError(f"mode: must be one of {', '.join(CYCLIC_MODES)}, got {mode!r}")
-    return base, step_size, n_cycles, check_number(gamma, "gamma", 0.0, 1.0, closed=(False, True))
-
-
-def check_cbs(cbs, name: str = "cbs") -> list:
-    """A list (or tuple) of callback instances, each with an int `order` and no misspelt hook; None is none."""
-    if cbs is None:
-        return []
-    if not isinstance(cbs, (list, tuple)):
-        if isinstance(getattr(cbs, "order", None), int):  # one callback, not in a list
-            kind = type(cbs).__name__
-            raise TypeError(
-                f"{name}: expected a list of callbacks, got one {kind}; wrap it in a list: {name}=[{kind}(...)]"
-            )
-        raise TypeError(f"{name}: expected a list of callbacks, got {type(cbs).__name__}; write {name}=[...]")
-    for cb in cbs:
-        check_callback(cb)
-    return list(cbs)
-
-
 def check_metrics(metrics) -> list:
     """Metric functions `metric(pred, targets) -> tensor` as a list; a single function counts as a one-item list.
     A name such as 'accuracy' is a TypeError: pass the function itself."""
@@ -180,19 +129,6 @@ def check_metrics(metrics) -> list:
     return list(metrics)
 
 
-def check_fit_start(learn, cbs) -> list:
-    """What a fit or range test checks before it changes anything: its callbacks (`check_cbs`), the learner's
-    metrics, then every taking-part callback's own `check(learn)` (its arguments against this learner).
-    Returns the call's callbacks as a list."""
-    cbs = check_cbs(cbs)
-    check_metrics(learn.metrics)
-    for cb in [*learn.cbs, *cbs]:
-        check = getattr(cb, "check", None)
-        if callable(check):
-            check(learn)
-    return cbs
-
-
 def wd_or_wds(wd, wds):
     """A fit's weight decay: `wds` is fastai 0.7's name for `wd`; both at once is ambiguous."""
     if wds is None:
@@ -205,22 +141,6 @@ def wd_or_wds(wd, wds):
 def check_wd(wd, n_groups: int) -> list[float] | None:
     """A fit's `wd`: None leaves weight decay as it is, else one value per group (`spread_wd`)."""
     return None if wd is None else spread_wd(wd, n_groups)
-
-
-def check_name(name, arg: str = "name"):
-    """A checkpoint name: a plain file name (no separators, not `.` or `..`, not empty), kept under
-    `path/model_dir`; a `pathlib.Path` is the user's explicit choice of file and passes as it is."""
-    if isinstance(name, PurePath):
-        return name
-    if not isinstance(name, str):
-        # a ValueError like every other bad name (the issue asks one kind of error for any unusable name)
-        raise ValueError(f"{arg}: expected a plain file name (str) or a pathlib.Path, got {type(name).__name__}")
-    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or name.strip() != name:
-        raise ValueError(
-            f"{arg}: expected a plain file name without separators, not '.' or '..', not empty and without "
-            f"surrounding spaces, got {name!r}; pass a pathlib.Path to choose a file elsewhere yourself"
-        )
-    return name
 
 
 def check_valid_loader(dl):
@@ -305,76 +225,3 @@ def check_opt_func(opt_func) -> None:
         )
     if not callable(opt_func):
         raise TypeError(f"opt_func: expected an optimizer factory (callable), got {type(opt_func).__name__}")
-
-
-def learner_layer_groups(model, splitter, opt) -> list[list]:
-    """The Learner's layer groups: the splitter's (default: one group), or with `opt=` the optimizer's."""
-    if opt is None:
-        return check_groups((splitter or single_group)(model), model)
-    return opt_layer_groups(opt, None if splitter is None else check_groups(splitter(model), model), model)
-
-
-def opt_layer_groups(opt, splitter_groups, model) -> list[list]:
-    """`Learner(..., opt=optimizer)`: its param groups are the layer groups. A splitter, when also given, must
-    give the same groups (same count, the same parameters in each); a ValueError names the first difference.
-    Model parameters outside the optimizer are allowed (the user's optimizer does not train them)."""
-    if not isinstance(opt, torch.optim.Optimizer):
-        raise TypeError(f"opt: expected a torch.optim.Optimizer instance, got {type(opt).__name__}")
-    groups = [list(g["params"]) for g in opt.param_groups]
-    model_ids = {id(p) for p in model.parameters()}
-    outside = sum(id(p) not in model_ids for g in groups for p in g)
-    if outside:
-        raise ValueError(f"opt: {outside} of the optimizer's parameters are not parameters of the model")
-    if splitter_groups is None:
-        return groups
-    split = [list(g) for g in splitter_groups]
-    if len(split) != len(groups):
-        raise ValueError(
-            f"opt/splitter: the splitter gives {len(split)} layer groups but the optimizer has {len(groups)} param "
-            "groups; give one of them, or build the optimizer with one param group per layer group"
-        )
-    for g, (a, b) in enumerate(zip(split, groups)):
-        if [id(p) for p in a] != [id(p) for p in b]:
-            raise ValueError(
-                f"opt/splitter: layer group {g} differs: the splitter puts {len(a)} parameters in it, the "
-                f"optimizer's param group {g} holds {len(b)} ({len({id(p) for p in a} ^ {id(p) for p in b})} "
-                "parameters in only one of them, or the same ones in another order)"
-            )
-    return groups
-
-
-WSD_SHAPES = ("linear", "cos", "1-sqrt")
-
-
-def check_wsd(n_steps, steps_per_epoch, warmup, decay, decay_shape, div, div_final, warmup_epochs, decay_epochs):
-    """`fit_wsd`'s phases -> (warmup_steps, decay_steps, decay_shape, div, div_final).
-
-    A phase is a fraction of the fit (`warmup`, `decay`, in [0, 1], summing to at most 1) or, when given, a
-    number of epochs (`warmup_epochs`, `decay_epochs`, which replace the fraction), rounded to whole steps.
-    `div_final` may be `math.inf`: the decay then ends at exactly 0.
-    """
-    n_epoch = n_steps / steps_per_epoch
-    if warmup_epochs is None:
-        warmup_steps = round(check_fraction(warmup, "warmup") * n_steps)
-    else:
-        warmup_steps = round(check_number(warmup_epochs, "warmup_epochs", 0.0, n_epoch, (True, True)) * steps_per_epoch)
-    if decay_epochs is None:
-        decay_steps = round(check_fraction(decay, "decay") * n_steps)
-        fractions = check_fraction(warmup, "warmup") + decay if warmup_epochs is None else 0.0
-        if fractions > 1 + 1e-12:
-            raise ValueError(f"warmup/decay: warmup + decay must be <= 1 (shares of the fit), got {warmup} + {decay}")
-    else:
-        decay_steps = round(check_number(decay_epochs, "decay_epochs", 0.0, n_epoch, (True, True)) * steps_per_epoch)
-    if warmup_steps + decay_steps > n_steps:
-        if warmup_epochs is None and decay_epochs is None:
-            warmup_steps = n_steps - decay_steps  # both shares rounded up past the end: the warmup gives a step
-        else:
-            raise ValueError(
-                f"warmup/decay: the warmup ({warmup_steps} steps) and decay ({decay_steps}) exceed the fit ({n_steps})"
-            )
-    if not isinstance(decay_shape, str) or decay_shape not in WSD_SHAPES:
-        raise ValueError(f"decay_shape: must be one of {', '.join(map(repr, WSD_SHAPES))}, got {decay_shape!r}")
-    div = check_number(div, "div", 0.0)
-    is_inf = isinstance(div_final, float) and div_final == math.inf
-    div_final = math.inf if is_inf else check_number(div_final, "div_final", 0.0)
-    return warmup_steps, decay_steps, decay_shape, div, div_final

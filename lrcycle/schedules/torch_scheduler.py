@@ -1,7 +1,7 @@
 """Every fit form as a torch LR scheduler, for your own loop, Lightning or the Hugging Face Trainer.
 
 `lrcycle.scheduler(opt, "fit_one_cycle", 5, steps_per_epoch=len(loader))` evaluates the very plan
-`learn.fit_one_cycle(5)` runs (`plans.PLANS`, so fit forms added later work too) and, at each `.step()` (one
+`learn.fit_one_cycle(5)` runs (`forms.PLANS`, so fit forms added later work too) and, at each `.step()` (one
 per optimizer step), sets what the fit would set: each param group's lr and, where the plan moves it, the
 momentum (`momentum`, or `betas[0]` for Adam-like optimizers).
 """
@@ -13,9 +13,10 @@ import warnings
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from . import plans, schedules
-from .checks import check_positive_int, check_wd
-from .hyper import get_lrs, set_hypers, set_mom
+from ..optim import get_lrs, set_hypers, set_mom
+from ..validate import check_positive_int, check_wd
+from . import forms
+from . import schedule as schedules
 
 DEFAULT_MOMS = (0.95, 0.85, 0.95)  # the Learner's default `moms`, for plans whose `moms=None` means "the default"
 
@@ -97,8 +98,8 @@ def scheduler(optimizer: torch.optim.Optimizer, method, *args, steps_per_epoch: 
         raise TypeError(f"optimizer: expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
     steps_per_epoch = check_positive_int(steps_per_epoch, "steps_per_epoch")
     n_groups = len(optimizer.param_groups)
-    defaults = plans.PlanDefaults(n_groups, get_lrs(optimizer), DEFAULT_MOMS, steps_per_epoch)
-    schedule, fit_args = plans.plan_call(defaults, method, args, kwargs)
+    defaults = forms.PlanDefaults(n_groups, get_lrs(optimizer), DEFAULT_MOMS, steps_per_epoch)
+    schedule, fit_args = forms.plan_call(defaults, method, args, kwargs)
     unused = sorted(k for k in fit_args if k != "wd")
     if unused:
         raise ValueError(f"{', '.join(unused)}: Learner fit arguments; lrcycle.scheduler only sets lr and momentum")

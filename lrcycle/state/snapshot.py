@@ -12,7 +12,7 @@ import copy
 import torch
 from torch import nn
 
-from .hyper import hypers_snapshot, restore_hypers
+from ..optim import hypers_snapshot, restore_hypers
 from .rng import rng_state, set_rng_state
 
 
@@ -115,3 +115,31 @@ def _restore_opt_state(opt: torch.optim.Optimizer, saved: dict) -> None:
                 original.copy_(value)
                 state[key] = original
         opt.state[p] = state
+
+
+# ---- a learner's snapshot: the training state and the callbacks' grad scalers ----------------------------
+def take_snapshot(learn) -> tuple[TrainingSnapshot, ScalerSnapshot]:
+    """Everything the test may change: model, optimizer, freeze state, RNGs, and the callbacks' grad scalers."""
+    return TrainingSnapshot(learn.model, learn.opt), ScalerSnapshot(learn.cbs)
+
+
+def restore_snapshot(learn, snapshot: tuple[TrainingSnapshot, ScalerSnapshot]) -> None:
+    """Everything back as the snapshot found it (the grad scalers after the rest); a learner that had no
+    optimizer ends without one."""
+    training, scalers = snapshot
+    training.restore()
+    scalers.restore()
+    learn.opt = training.opt
+
+
+class ScalerSnapshot:
+    """The state of every callback that steps through a GradScaler (`grad_scaler`: scale, growth tracker,
+    factors), put back with its `load_state_dict` (a float32 scale survives the float round trip exactly).
+    Callbacks have already finished any pending `update()` in `cleanup_fit`, before this restore runs."""
+
+    def __init__(self, cbs):
+        self.saved = [(cb, copy.deepcopy(cb.state_dict())) for cb in cbs if getattr(cb, "grad_scaler", None)]
+
+    def restore(self) -> None:
+        for cb, state in self.saved:
+            cb.load_state_dict(state)

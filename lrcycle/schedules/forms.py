@@ -1,26 +1,98 @@
 """A fit call's arguments -> a `Schedule`: one function per fit form, shared by the Learner's fit methods,
 `learn.preview` and `lrcycle.scheduler`, so what is previewed is what is trained.
 
-Each plan checks its arguments (`checks.py`), spreads the lr over the layer groups once, and calls a builder
-of `lrcycle.schedules`. Adding a fit form is a builder there, a plan here, a method on the Learner, a test.
+Each plan checks its arguments (the checks below and `validate.py`), spreads the lr over the layer groups
+once, and calls a builder of `schedule.py`. Adding a fit form is a builder there, a plan here, a method on the
+Learner, a test. The defaults of each form live here.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from . import schedules
-from .checks import (
-    check_clr,
-    check_cyclic,
+from ..validate import (
+    check_fraction,
     check_moms,
     check_number,
     check_positive_int,
     check_train_loader,
-    check_wsd,
     spread,
 )
-from .schedules import Schedule
+from . import schedule as schedules
+from .schedule import Schedule
+
+
+# ---- checks of the fit forms' own arguments ------------------------------------------------------------
+def check_clr(value, name: str) -> tuple[float, float, tuple[float, float] | None]:
+    """`use_clr=(div, cut_div[, max_mom, min_mom])` or `use_clr_beta=(div, pct[, ...])` -> (div, x, moms)."""
+    shape = "(div, cut_div)" if name == "use_clr" else "(div, pct)"
+    if not isinstance(value, (tuple, list)) or len(value) not in (2, 4):
+        raise ValueError(f"{name}: expected {shape} or {shape[:-1]}, max_mom, min_mom), got {value!r}")
+    div = check_number(value[0], f"{name} div", 0.0)
+    if name == "use_clr":
+        second = check_number(value[1], f"{name} cut_div", 1.0, closed=(True, False))
+    else:
+        second = check_number(value[1], f"{name} pct", 0.0, 100.0, closed=(True, False))
+    moms = check_moms(tuple(value[2:]), 2, f"{name} momenta") if len(value) == 4 else None
+    return div, second, moms
+
+
+CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
+
+
+def check_cyclic(lrs, base_lr, step_size, n_cycles, mode, gamma):
+    """`fit_cyclic`'s arguments -> (base_lrs, step_size, n_cycles, gamma); `base_lr` defaults to lr_max/4."""
+    base = [lr / 4 for lr in lrs] if base_lr is None else spread(base_lr, len(lrs), "base_lr")
+    if any(b > m for b, m in zip(base, lrs, strict=True)):
+        raise ValueError(f"base_lr: must be <= lr_max in every group, got {base} vs {lrs}")
+    if step_size is not None and n_cycles is not None:
+        raise ValueError("step_size/n_cycles: give at most one (iterations per half cycle, or cycles)")
+    step_size = None if step_size is None else check_number(step_size, "step_size", 0.0)
+    n_cycles = None if n_cycles is None else check_number(n_cycles, "n_cycles", 0.0)
+    if step_size is None and n_cycles is None:
+        n_cycles = 1.0
+    if mode not in CYCLIC_MODES:
+        raise ValueError(f"mode: must be one of {', '.join(CYCLIC_MODES)}, got {mode!r}")
+    return base, step_size, n_cycles, check_number(gamma, "gamma", 0.0, 1.0, closed=(False, True))
+
+
+WSD_SHAPES = ("linear", "cos", "1-sqrt")
+
+
+def check_wsd(n_steps, steps_per_epoch, warmup, decay, decay_shape, div, div_final, warmup_epochs, decay_epochs):
+    """`fit_wsd`'s phases -> (warmup_steps, decay_steps, decay_shape, div, div_final).
+
+    A phase is a fraction of the fit (`warmup`, `decay`, in [0, 1], summing to at most 1) or, when given, a
+    number of epochs (`warmup_epochs`, `decay_epochs`, which replace the fraction), rounded to whole steps.
+    `div_final` may be `math.inf`: the decay then ends at exactly 0.
+    """
+    n_epoch = n_steps / steps_per_epoch
+    if warmup_epochs is None:
+        warmup_steps = round(check_fraction(warmup, "warmup") * n_steps)
+    else:
+        warmup_steps = round(check_number(warmup_epochs, "warmup_epochs", 0.0, n_epoch, (True, True)) * steps_per_epoch)
+    if decay_epochs is None:
+        decay_steps = round(check_fraction(decay, "decay") * n_steps)
+        fractions = check_fraction(warmup, "warmup") + decay if warmup_epochs is None else 0.0
+        if fractions > 1 + 1e-12:
+            raise ValueError(f"warmup/decay: warmup + decay must be <= 1 (shares of the fit), got {warmup} + {decay}")
+    else:
+        decay_steps = round(check_number(decay_epochs, "decay_epochs", 0.0, n_epoch, (True, True)) * steps_per_epoch)
+    if warmup_steps + decay_steps > n_steps:
+        if warmup_epochs is None and decay_epochs is None:
+            warmup_steps = n_steps - decay_steps  # both shares rounded up past the end: the warmup gives a step
+        else:
+            raise ValueError(
+                f"warmup/decay: the warmup ({warmup_steps} steps) and decay ({decay_steps}) exceed the fit ({n_steps})"
+            )
+    if not isinstance(decay_shape, str) or decay_shape not in WSD_SHAPES:
+        raise ValueError(f"decay_shape: must be one of {', '.join(map(repr, WSD_SHAPES))}, got {decay_shape!r}")
+    div = check_number(div, "div", 0.0)
+    is_inf = isinstance(div_final, float) and div_final == math.inf
+    div_final = math.inf if is_inf else check_number(div_final, "div_final", 0.0)
+    return warmup_steps, decay_steps, decay_shape, div, div_final
+
 
 # What a fit call takes besides its schedule's arguments (the Learner's `_fit` reads them).
 FIT_ARGS = ("wd", "wds", "cbs", "cycle_save_name", "best_save_name", "start_epoch", "resume")

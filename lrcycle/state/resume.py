@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import plans, schedules
-from .callback import ORDER, Callback
+from ..callback import ORDER, Callback
+from ..distributed import unwrap
+from ..optim import build_optimizer
+from ..schedules import forms
+from ..schedules import schedule as schedules
 from .checkpoint import model_path, read
 from .checkpoint_checks import check_model_state, check_opt_state, is_lrcycle_checkpoint
-from .distributed import unwrap
-from .hyper import build_optimizer
 from .rng import set_rng_state
 from .training_state import stateful
 
@@ -64,7 +65,7 @@ def prepare(learn, name, cbs: list, start_epoch: int) -> tuple[list, int]:
     if "opt" in content:
         opt = learn.opt or build_optimizer(learn.opt_func, learn.layer_groups, learn.lr, learn.wd)
         check_opt_state(opt, content["opt"], content.get("opt_type"), file)
-    steps = plans.steps_per_epoch(learn.dls.train, [*learn.cbs, *cbs])
+    steps = forms.steps_per_epoch(learn.dls.train, [*learn.cbs, *cbs])
     if steps != state["fit"]["steps_per_epoch"]:
         raise ValueError(
             f"resume: {file} comes from a fit of {state['fit']['steps_per_epoch']} steps an epoch, this one takes "

@@ -7,7 +7,6 @@ they were, on every exit. It returns the suggestions together with the curve the
 
 from __future__ import annotations
 
-import copy
 from collections import namedtuple
 from collections.abc import Callable
 from functools import lru_cache, partial
@@ -16,29 +15,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import plots, suggest
-from .callbacks.loss_check import NonFiniteLossCheck
-from .callbacks.lr_finder import LRFinderCallback, RangeTestStop
-from .callbacks.mixed_precision import MixedPrecision
-from .callbacks.progress import ProgressCallback
-from .checks import check_fit_start, check_flag, check_positive_int, spread
-from .hyper import set_lrs
-from .interrupt import guarded
-from .schedules import sweep_schedule
-from .snapshot import TrainingSnapshot
+from .. import plots
+from ..callback import check_fit_start
+from ..callbacks.loss_check import NonFiniteLossCheck
+from ..callbacks.lr_finder import LRFinderCallback, RangeTestStop
+from ..callbacks.progress import ProgressCallback
+from ..interrupt import guarded
+from ..optim import set_lrs
+from ..schedules import sweep_schedule
+from ..state.snapshot import restore_snapshot, take_snapshot
+from ..validate import check_flag, check_positive_int, spread
+from . import suggest
 
 
-def run_range_test(
-    learn,
-    start_lr=1e-7,
-    end_lr=10,
-    num_it=100,
-    stop_div=True,
-    linear=False,
-    suggest_funcs=None,
-    show_plot=False,
-    n_repeats=1,
-):
+def run_range_test(learn, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs, show_plot=False, n_repeats=1):
     """Run the test on `learn` and return its suggestions (default first) with the recorded curve.
 
     Trains for `num_it` optimizer steps (`ceil(num_it / steps_per_epoch)` epochs), then restores everything
@@ -88,93 +78,6 @@ def run_range_test(
     if show_plot:
         result.plot()
     return result
-
-
-def take_snapshot(learn) -> tuple[TrainingSnapshot, ScalerSnapshot]:
-    """Everything the test may change: model, optimizer, freeze state, RNGs, and the callbacks' grad scalers."""
-    return TrainingSnapshot(learn.model, learn.opt), ScalerSnapshot(learn.cbs)
-
-
-def restore_snapshot(learn, snapshot: tuple[TrainingSnapshot, ScalerSnapshot]) -> None:
-    """Everything back as the snapshot found it (the grad scalers after the rest); a learner that had no
-    optimizer ends without one."""
-    training, scalers = snapshot
-    training.restore()
-    scalers.restore()
-    learn.opt = training.opt
-
-
-# ---- grad scalers: a separate step of the snapshot -----------------------------------------------------
-class ScalerSnapshot:
-    """The `state_dict()` of every `torch.amp.GradScaler` a callback exposes as `grad_scaler` (scale, growth
-    tracker, factors), put back with `load_state_dict` (a float32 scale survives the float round trip exactly).
-    Callbacks have already finished any pending `update()` in `cleanup_fit`, before this restore runs."""
-
-    def __init__(self, cbs):
-        scalers = {id(s): s for s in (getattr(cb, "grad_scaler", None) for cb in cbs) if s is not None}
-        self.saved = [(s, copy.deepcopy(s.state_dict())) for s in scalers.values()]
-        # MixedPrecision rebuilds its scaler after every fit (no half-done step survives): its state goes back
-        self.precision = [(cb, cb.state_dict()) for cb in cbs if isinstance(cb, MixedPrecision)]
-
-    def restore(self) -> None:
-        for scaler, state in self.saved:
-            scaler.load_state_dict(state)
-        for cb, state in self.precision:
-            cb.load_state_dict(state)
-
-
-# ---- the range test on a user's own model, optimizer and loader -----------------------------------------
-def range_test(
-    model,
-    optimizer,
-    loss_func,
-    train_loader,
-    start_lr=1e-7,
-    end_lr=10,
-    num_it=100,
-    stop_div=True,
-    linear=False,
-    suggest_funcs=None,
-    grad_scaler=None,
-    accumulate=1,
-    device=None,
-):
-    """`learn.lr_find` on your own objects: the same driver (`run_range_test`), sweep, stop rule and suggestions,
-    run by a light Learner around `model`, `optimizer` (its param groups are the groups: `start_lr`/`end_lr`
-    take the same forms as in `lr_find`), `loss_func(pred, y)` and `train_loader` (sized, `(x, y)` batches).
-
-    Afterwards the model, optimizer (state and hyperparameters), `grad_scaler` and RNGs are bit for bit what
-    they were, on every exit (a full run, an early stop, NaN, an exception, Ctrl-C); nothing is written to disk.
-    `grad_scaler`: a `torch.amp.GradScaler` to scale the loss and step through (autocast is up to your model's
-    forward). `accumulate`: batches summed into one optimizer step. `device`: where batches go; the model must
-    already be there (None: the device of its parameters); it is never moved.
-    """
-    from .callbacks.accumulate import GradientAccumulation
-    from .callbacks.grad_scaler import GradScalerStep
-    from .data import DataLoaders
-    from .learner import Learner  # here: learner.py imports this module
-
-    device = check_model_device(model, device)
-    cbs = [GradientAccumulation(accumulate)] if check_positive_int(accumulate, "accumulate") > 1 else []
-    cbs += [] if grad_scaler is None else [GradScalerStep(grad_scaler)]
-    dls = DataLoaders(train_loader)
-    learn = Learner(dls, model, loss_func, opt=optimizer, cbs=cbs, progress=False, device=device)
-    return run_range_test(learn, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs)
-
-
-def check_model_device(model, device) -> torch.device:
-    """The device batches go to: `device`, or the model's own (its first parameter's; CPU without any). A
-    `device` other than the model's is a ValueError: the range test never moves the user's model."""
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model: expected a torch nn.Module, got {type(model).__name__}")
-    first = next(model.parameters(), None)
-    own = torch.device("cpu") if first is None else first.device
-    if device is None:
-        return own
-    device = torch.device(device)
-    if device.type != own.type or (device.index is not None and own.index is not None and device != own):
-        raise ValueError(f"device: the model is on {own}, not {device}; move it first (range_test never moves it)")
-    return own
 
 
 def range_ends(start_lr, end_lr, n_groups: int) -> tuple[list[float], list[float]]:

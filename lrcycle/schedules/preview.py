@@ -9,15 +9,16 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from . import plans, plots
-from .checks import check_start_epoch
-from .hyper import get_mom
-from .schedules import Schedule
+from .. import plots
+from ..optim import get_mom
+from ..validate import check_start_epoch
+from . import forms
+from .schedule import Schedule
 
 
 def preview_call(learn, method, args: tuple, kwargs: dict, plot: bool = False) -> pd.DataFrame:
     """What `learn.<method>(*args, **kwargs)` would set per step (from its `start_epoch`), and a plot if asked."""
-    schedule, fit_args = plans.plan_call(learn.plan_defaults(kwargs.get("cbs")), method, args, kwargs)
+    schedule, fit_args = forms.plan_call(learn.plan_defaults(kwargs.get("cbs")), method, args, kwargs)
     start_epoch = check_start_epoch(fit_args.get("start_epoch", 0), schedule.n_epoch)
     df = schedule_df(schedule, current_momentum(learn), start_epoch)
     if plot:

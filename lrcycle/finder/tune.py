@@ -20,13 +20,12 @@ from functools import partial
 
 import pandas as pd
 
-from . import plans
-from .callback import ORDER, Callback, CancelTrainException, CancelValidException
-from .callbacks.tracking import auto_mode
-from .checks import check_number, check_valid_loader
-from .interrupt import guarded
-from .range_test import restore_snapshot, take_snapshot
-from .recorder import metric_name
+from ..callback import ORDER, Callback, CancelTrainException, CancelValidException
+from ..interrupt import guarded
+from ..recorder import auto_mode, metric_name
+from ..schedules import forms
+from ..state.snapshot import restore_snapshot, take_snapshot
+from ..validate import check_number, check_valid_loader
 
 # The defaults were chosen on every task and seed of benchmarks/suggest_quality.py at once (`--tune-fit`, by
 # worst-task regret, then cost, then mean regret); the README's "Suggestion quality" has the figures.
@@ -92,7 +91,7 @@ def lr_tune(learn, method, args, kwargs, lr=None, factors=TUNE_FACTORS, budget=T
     every exit.
     """
     name = check_tunable(method, args, kwargs)
-    plans.plan_call(learn.plan_defaults(kwargs.get("cbs")), name, args, kwargs)  # the call's own checks, up front
+    forms.plan_call(learn.plan_defaults(kwargs.get("cbs")), name, args, kwargs)  # the call's own checks, up front
     check_valid_loader(learn.dls.valid)
     factors = check_factors(factors)
     budget = check_number(budget, "budget", 0.0, 1.0, closed=(False, True))
