@@ -1,5 +1,5 @@
 """The one Ctrl-C mechanism (`lrcycle.interrupt`): held sections, guarded blocks, and what a 1st, 2nd and 3rd
-press do, as the README's "Ctrl-C" paragraph says."""
+press do, as docs/resume.md's "Ctrl-C" section says."""
 
 import contextlib
 import signal

@@ -19,8 +19,9 @@ def python_blocks(text: str) -> list[str]:
 
 
 def test_the_readme_has_python_blocks_to_run():
+    """The quick start at least; the depth lives in docs/, whose blocks tests/test_docs.py runs."""
     blocks = python_blocks(README.read_text())
-    assert len(blocks) >= 4 and "lr_find" in blocks[0]
+    assert len(blocks) >= 1 and "lr_find" in blocks[0]
 
 
 @pytest.mark.slow

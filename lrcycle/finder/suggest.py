@@ -197,7 +197,7 @@ def cliff(
     first loss are not read (`median_curve`: the weights are broken there). The recorder's
     average trails the raw loss by about 1/(1 - 0.98) = 50 iterations, half a default test, which is why
     the smoothed-curve rules land low; the constants were fitted on every task of
-    `benchmarks/suggest_quality.py` at once (README, "Suggestion quality").
+    `benchmarks/suggest_quality.py` at once (docs/benchmarks.md, "Suggestion quality").
     """
     _check_cliff(factor, divisor, near, rise)
     lrs, median = median_curve(lrs, smooth_losses, losses, window)
@@ -222,7 +222,7 @@ def cliff_band(
     median of `window` normal draws); `noise` is the raw loss's (`loss_noise` of the losses up to the break)
     when not given. The loss's noise alone moves the pick far less than another batch order does, so the
     default `scale` is calibrated on the benchmark: the band holds about two thirds of the picks that other
-    batch orders give (README, "Suggestion quality")."""
+    batch orders give (docs/benchmarks.md, "Suggestion quality")."""
     _check_cliff(factor, divisor, near, rise)
     if not scale >= 0:
         raise ValueError(f"scale: must be >= 0, got {scale!r}")

@@ -28,7 +28,7 @@ from ..state.snapshot import restore_snapshot, take_snapshot
 from ..validate import check_number, check_valid_loader
 
 # The defaults were chosen on every task and seed of benchmarks/suggest_quality.py at once (`--tune-fit`, by
-# worst-task regret, then cost, then mean regret); the README's "Suggestion quality" has the figures.
+# worst-task regret, then cost, then mean regret); docs/benchmarks.md's "Suggestion quality" has the figures.
 TUNE_FACTORS = (0.5, 1.0, 2.0)  # multiples of the estimate tried
 TUNE_BUDGET = 0.34  # share of each epoch's optimizer steps a trial runs
 TUNE_MARGIN = 2**-0.5  # the best trial's lr times this is the answer
