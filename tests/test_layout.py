@@ -120,3 +120,20 @@ def test_every_public_name_still_imports_from_lrcycle(name):
 def test_a_function_does_not_hide_a_submodule_of_its_name(name):
     assert callable(getattr(lrcycle, name))
     assert importlib.util.find_spec(f"lrcycle.{name}") is None
+
+
+# CONTRIBUTING's map: the floor of each part; a module imports only from its own floor or below.
+FLOORS = {"schedules": 2, "state": 3, "callbacks": 4, "finder": 5, "learner": 6}
+TOP = {"integrations", "transfer", "demo", "__main__"}
+
+
+def floor(name: str) -> int:
+    part = name.split(".")[1] if name.count(".") else "__init__"
+    if part in TOP or part == "__init__":
+        return 7
+    return FLOORS.get(part, 1)
+
+
+def test_no_module_imports_from_a_floor_above_its_own():
+    upward = [(n, d) for n, deps in import_graph().items() for d in deps if floor(d) > floor(n)]
+    assert upward == []
