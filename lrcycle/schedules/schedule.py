@@ -123,6 +123,18 @@ def constant_schedule(lrs, n_epoch: int, steps_per_epoch: int) -> Schedule:
     return _schedule(lambda i: (lrs, None), lrs, n_epoch, steps_per_epoch, range(1, n_epoch + 1), spec)
 
 
+def _cycles_schedule(in_cycle, lrs, n_cycle, cycle_len, cycle_mult, steps_per_epoch, spec: dict) -> Schedule:
+    """`n_cycle` cycles of `cycle_len * cycle_mult**c` epochs (fastai 0.7's `fit` with `cycle_len`): step i is
+    `in_cycle(c, j, nb)`, i being iteration j of nb in cycle c."""
+    ends = _cycle_epochs(n_cycle, cycle_len, cycle_mult)
+    bounds = cycle_bounds(ends[-1], cycle_len, cycle_mult, steps_per_epoch)
+
+    def at(i: int) -> Hypers:
+        return in_cycle(*locate_cycle(i, bounds))
+
+    return _schedule(at, lrs, ends[-1], steps_per_epoch, ends, spec)
+
+
 def sgdr_schedule(lrs, n_cycle, cycle_len, cycle_mult, steps_per_epoch, warmup: bool = True) -> Schedule:
     """SGDR (fastai 0.7 `fit(lr, n_cycle, cycle_len, cycle_mult)`): in cycle c of `cycle_len * cycle_mult**c`
     epochs, at its iteration j of nb, `lr/2 * (1 + cos(pi*j/nb))`.
@@ -130,51 +142,45 @@ def sgdr_schedule(lrs, n_cycle, cycle_len, cycle_mult, steps_per_epoch, warmup: 
     With `warmup` (0.7's `CosAnneal`), the fit's first `nb0/20` iterations (nb0: the first cycle's length)
     run at `lr/100` while the cosine position keeps advancing, so iteration i after them is on the cosine.
     """
-    ends = _cycle_epochs(n_cycle, cycle_len, cycle_mult)
-    bounds = cycle_bounds(ends[-1], cycle_len, cycle_mult, steps_per_epoch)
-    warm = bounds[1] / 20 if warmup else 0
 
-    def at(i: int) -> Hypers:
-        if i < warm:
+    def in_cycle(c: int, j: int, nb: int) -> Hypers:
+        if warmup and c == 0 and j < nb / 20:
             return [lr / 100 for lr in lrs], None
-        _, j, nb = locate_cycle(i, bounds)
         return [sgdr_lr(j, nb, lr) for lr in lrs], None
 
     spec = _cycles_spec("sgdr", lrs, n_cycle, cycle_len, cycle_mult, steps_per_epoch, warmup=warmup)
-    return _schedule(at, lrs, ends[-1], steps_per_epoch, ends, spec)
+    return _cycles_schedule(in_cycle, lrs, n_cycle, cycle_len, cycle_mult, steps_per_epoch, spec)
 
 
 def clr_schedule(lrs, n_cycle, cycle_len, cycle_mult, div, cut_div, moms, steps_per_epoch) -> Schedule:
     """fastai 0.7 `use_clr=(div, cut_div[, max_mom, min_mom])`: in each cycle, up from lr/div to lr over
     `nb // cut_div` iterations, then down; momentum `max - p*(max - min)` at the same iteration (0.7 sets
     it one iteration ahead). Cycles stretch with `cycle_mult` (0.7's `CircularLR` ignores it)."""
-    ends = _cycle_epochs(n_cycle, cycle_len, cycle_mult)
-    bounds = cycle_bounds(ends[-1], cycle_len, cycle_mult, steps_per_epoch)
 
-    def at(i: int) -> Hypers:
-        _, j, nb = locate_cycle(i, bounds)
+    def in_cycle(c: int, j: int, nb: int) -> Hypers:
         p = clr_pct(j, nb, cut_div)
         return [clr_lr(lr, p, div) for lr in lrs], None if moms is None else clr_mom(p, *moms)
 
     spec = _cycles_spec("clr", lrs, n_cycle, cycle_len, cycle_mult, steps_per_epoch, div=div, cut_div=cut_div)
-    return _schedule(at, lrs, ends[-1], steps_per_epoch, ends, {**spec, "moms": _plain(moms)})
+    return _cycles_schedule(
+        in_cycle, lrs, n_cycle, cycle_len, cycle_mult, steps_per_epoch, {**spec, "moms": _plain(moms)}
+    )
 
 
 def clr_beta_schedule(lrs, n_cycle, cycle_len, cycle_mult, div, pct, moms, steps_per_epoch) -> Schedule:
     """fastai 0.7 `use_clr_beta=(div, pct[, max_mom, min_mom])`: up and down over `100 - pct` percent of
     each cycle, then down towards lr/(div*100); momentum inverse in the first two phases, `max_mom` after."""
-    ends = _cycle_epochs(n_cycle, cycle_len, cycle_mult)
-    bounds = cycle_bounds(ends[-1], cycle_len, cycle_mult, steps_per_epoch)
 
-    def at(i: int) -> Hypers:
-        _, j, nb = locate_cycle(i, bounds)
+    def in_cycle(c: int, j: int, nb: int) -> Hypers:
         pairs = [clr_beta(j, nb, lr, div, pct) for lr in lrs]
         p = pairs[-1][1]
         mom = None if moms is None else (moms[0] if p is None else clr_mom(p, *moms))
         return [lr for lr, _ in pairs], mom
 
     spec = _cycles_spec("clr_beta", lrs, n_cycle, cycle_len, cycle_mult, steps_per_epoch, div=div, pct=pct)
-    return _schedule(at, lrs, ends[-1], steps_per_epoch, ends, {**spec, "moms": _plain(moms)})
+    return _cycles_schedule(
+        in_cycle, lrs, n_cycle, cycle_len, cycle_mult, steps_per_epoch, {**spec, "moms": _plain(moms)}
+    )
 
 
 def one_cycle_schedule(lrs, n_epoch, div, div_final, pct_start, moms, steps_per_epoch) -> Schedule:
