@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from . import batches, plans, schedules, suggest
+from .batches import MSELossFlat
 from .callback import (
     EVENTS,
     Callback,
@@ -29,7 +30,7 @@ from .data import DataLoaders, digits
 from .distributed import is_main_process
 from .layers import resnet_splitter, sequential_head_splitter, sequential_splitter
 from .learner import Learner
-from .metrics import accuracy, error_rate
+from .metrics import accuracy, accuracy_multi, error_rate
 from .models import digits_cnn, digits_mlp
 from .plots import NothingToPlotWarning, plot_schedule
 from .range_test import range_test
@@ -55,6 +56,7 @@ __all__ = [
     "GradientClip",
     "LRFinderCallback",
     "Learner",
+    "MSELossFlat",
     "MixedPrecision",
     "NonFiniteLossWarning",
     "NothingToPlotWarning",
@@ -65,6 +67,7 @@ __all__ = [
     "TerminateOnNaNCallback",
     "TrackerCallback",
     "accuracy",
+    "accuracy_multi",
     "batches",
     "digits",
     "digits_cnn",
