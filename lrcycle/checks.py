@@ -81,6 +81,26 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     return int(value)  # numpy integers too, as a plain int
 
 
+def check_argument_order(method: str, count, lr, count_name: str, lr_name: str) -> None:
+    """The two orders of a fit's first arguments: fastai 0.7's `fit(lr, n_cycle)`, kept by `fit`, and fastai
+    v2's `fit_one_cycle(n_epoch, lr_max)`, kept by every other fit form. A count below 1 that is not a whole
+    number (an lr) beside an integer lr (or none, in the v2 forms) is the other order: the error names both."""
+    count_is_lr = isinstance(count, numbers.Real) and not isinstance(count, (bool, np.bool_, numbers.Integral))
+    count_is_lr = count_is_lr and 0 < count < 1
+    lr_is_count = isinstance(lr, numbers.Integral) and not isinstance(lr, (bool, np.bool_))
+    if not count_is_lr or not (lr_is_count or (lr is None and method != "fit")):
+        return
+    if method == "fit":
+        fix = f"learn.fit({count!r}, {lr!r}) for {lr} epochs at lr {count!r}, or learn.fit_one_cycle({lr!r}, {count!r})"
+    else:
+        fix = f"learn.{method}({lr!r}, {count!r})" if lr is not None else f"learn.{method}(n_epoch, lr_max={count!r})"
+    raise ValueError(
+        f"{count_name}/{lr_name}: got {count_name}={count!r} and {lr_name}={lr!r}, the arguments in the other "
+        f"order? fit takes fastai 0.7's order, fit(lr, n_cycle); fit_one_cycle, fit_cyclic, fit_flat_cos and "
+        f"fit_wsd take fastai v2's, fit_one_cycle(n_epoch, lr_max). Write {fix}"
+    )
+
+
 def check_flag(value, name: str) -> bool:
     """True or False only: a string such as "no" would silently count as True."""
     if not isinstance(value, (bool, np.bool_)):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from . import schedules
 from .checks import (
+    check_argument_order,
     check_clr,
     check_cyclic,
     check_moms,
@@ -50,6 +51,7 @@ def steps_per_epoch(train, cbs) -> int:
 def fit(d: PlanDefaults, lr=None, n_cycle=1, cycle_len=None, cycle_mult=1, use_clr=None, use_clr_beta=None):
     """fastai 0.7 `fit`: `n_cycle` epochs at constant lr; with `cycle_len`, `n_cycle` cycles of
     `cycle_len * cycle_mult**c` epochs, SGDR (with 0.7's warm-up) or `use_clr` / `use_clr_beta`."""
+    check_argument_order("fit", n_cycle, lr, "n_cycle", "lr")
     lrs = spread(d.lr if lr is None else lr, d.n_groups, "lr")
     check_positive_int(n_cycle, "n_cycle")
     check_positive_int(cycle_mult, "cycle_mult")
@@ -72,6 +74,7 @@ def fit(d: PlanDefaults, lr=None, n_cycle=1, cycle_len=None, cycle_mult=1, use_c
 
 def fit_one_cycle(d: PlanDefaults, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25, moms=None):
     """fastai v2 one cycle over all `n_epoch` epochs; `lr_max` and `moms` default to the learner's."""
+    check_argument_order("fit_one_cycle", n_epoch, lr_max, "n_epoch", "lr_max")
     check_positive_int(n_epoch, "n_epoch")
     lrs = spread(d.lr if lr_max is None else lr_max, d.n_groups, "lr_max")
     div, div_final = check_number(div, "div", 0.0), check_number(div_final, "div_final", 0.0)
@@ -92,6 +95,7 @@ def fit_cyclic(
     moms=None,
 ):
     """Smith's cyclical lrs between `base_lr` (default lr_max/4) and `lr_max`."""
+    check_argument_order("fit_cyclic", n_epoch, lr_max, "n_epoch", "lr_max")
     check_positive_int(n_epoch, "n_epoch")
     lrs = spread(lr_max, d.n_groups, "lr_max")
     base, step_size, n_cycles, gamma = check_cyclic(lrs, base_lr, step_size, n_cycles, mode, gamma)
@@ -101,6 +105,7 @@ def fit_cyclic(
 
 def fit_flat_cos(d: PlanDefaults, n_epoch, lr=None, div_final=1e5, pct_start=0.75):
     """fastai v2 `fit_flat_cos`: flat at `lr` (default the learner's) for `pct_start`, then cosine down."""
+    check_argument_order("fit_flat_cos", n_epoch, lr, "n_epoch", "lr")
     check_positive_int(n_epoch, "n_epoch")
     lrs = spread(d.lr if lr is None else lr, d.n_groups, "lr")
     div_final = check_number(div_final, "div_final", 0.0)
@@ -128,6 +133,7 @@ def fit_wsd(
     (or betas[0]) as the optimizer has it, as WSD recipes do; `moms=(start, stable, end)` follows the phases.
     Linear decay to zero: `warmup=w, decay=1 - w, decay_shape='linear', div_final=math.inf`.
     """
+    check_argument_order("fit_wsd", n_epoch, lr_max, "n_epoch", "lr_max")
     steps = d.steps_per_epoch * check_positive_int(n_epoch, "n_epoch")
     lrs = spread(d.lr if lr_max is None else lr_max, d.n_groups, "lr_max")
     phases = (warmup, decay, decay_shape, div, div_final, warmup_epochs, decay_epochs)
