@@ -138,6 +138,7 @@ def range_test(
     grad_scaler=None,
     accumulate=1,
     device=None,
+    progress=True,
 ):
     """`learn.lr_find` on your own objects: the same driver (`run_range_test`), sweep, stop rule and suggestions,
     run by a light Learner around `model`, `optimizer` (its param groups are the groups: `start_lr`/`end_lr`
@@ -147,7 +148,8 @@ def range_test(
     they were, on every exit (a full run, an early stop, NaN, an exception, Ctrl-C); nothing is written to disk.
     `grad_scaler`: a `torch.amp.GradScaler` to scale the loss and step through (autocast is up to your model's
     forward). `accumulate`: batches summed into one optimizer step. `device`: where batches go; the model must
-    already be there (None: the device of its parameters); it is never moved.
+    already be there (None: the device of its parameters); it is never moved. `progress`: the same bar as
+    `lr_find` (a bar in a terminal or notebook, one summary line in a log); False shows nothing.
     """
     from .callbacks.accumulate import GradientAccumulation
     from .callbacks.grad_scaler import GradScalerStep
@@ -158,7 +160,8 @@ def range_test(
     cbs = [GradientAccumulation(accumulate)] if check_positive_int(accumulate, "accumulate") > 1 else []
     cbs += [] if grad_scaler is None else [GradScalerStep(grad_scaler)]
     dls = DataLoaders(train_loader)
-    learn = Learner(dls, model, loss_func, opt=optimizer, cbs=cbs, progress=False, device=device)
+    progress = check_flag(progress, "progress")
+    learn = Learner(dls, model, loss_func, opt=optimizer, cbs=cbs, progress=progress, device=device)
     return run_range_test(learn, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs)
 
 
