@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import warnings
 
+import torch
+
 from ..callback import ORDER, Callback
 
 
@@ -15,9 +17,16 @@ class NonFiniteLossWarning(RuntimeWarning):
 
 class NonFiniteLossCheck(Callback):
     """At the end of a fit, warns if a training loss was NaN or infinite, naming the first iteration where it
-    was (read from the recorder's trace once, at the end, so the batches pay nothing)."""
+    was (read from the recorder's trace once, at the end, so the batches pay nothing), whether the weights
+    are now non-finite and how to get back; a fit whose weights were non-finite before it started says so.
+
+    `before_fit` keeps, on the device and unread, whether every parameter was finite at the start (one
+    `isfinite` per parameter a fit); it is read only when the fit's first loss was not finite."""
 
     order = ORDER["loss_check"]
+
+    def before_fit(self, learn) -> None:
+        self.finite_at_start = all_finite(learn.model)
 
     def after_fit(self, learn) -> None:
         rec = learn.recorder
@@ -25,12 +34,36 @@ class NonFiniteLossCheck(Callback):
         first = next((i for i, loss in enumerate(rec.losses) if not math.isfinite(loss)), None)
         if first is None:
             return
+        if first == 0 and not bool(self.finite_at_start):
+            warnings.warn(
+                f"the training loss was {rec.losses[0]} from this fit's first iteration: the model's weights were "
+                f"already non-finite (NaN or inf) before it started, likely left so by an earlier fit that diverged. "
+                f"{GET_BACK}",
+                NonFiniteLossWarning,
+                stacklevel=2,
+            )
+            return
         n_bad = sum(1 for loss in rec.losses[first:] if not math.isfinite(loss))
+        broken = not bool(all_finite(learn.model))
+        weights = f"The model's weights are now non-finite, so later fits and predictions give NaN too. {GET_BACK}"
         warnings.warn(
             f"the training loss became {rec.losses[first]} at iteration {rec.iters[first]} (epoch "
             f"{rec.iter_epochs[first]}, lr {rec.lrs[first]:.3g}) and was not finite for {n_bad} of the "
             f"{len(rec.losses) - first} iterations from there; the lr may be too high. "
-            "cbs=[TerminateOnNaNCallback()] stops a fit at the first such loss",
+            + (weights if broken else "cbs=[TerminateOnNaNCallback()] stops a fit at the first such loss"),
             NonFiniteLossWarning,
             stacklevel=2,
         )
+
+
+GET_BACK = (
+    "To get back, reload weights you saved (learn.load(name)) or build the model again; then fit with "
+    "cbs=[TerminateOnNaNCallback(restore=True)], which stops at the first non-finite loss and puts the model and "
+    "optimizer back as they were at the start of that epoch"
+)
+
+
+def all_finite(model) -> torch.Tensor:
+    """Whether every parameter of `model` is finite, as a 0-d bool tensor on the device (not read here: no sync)."""
+    flags = [torch.isfinite(p.detach()).all() for p in model.parameters()]
+    return torch.stack([f.to(flags[0].device) for f in flags]).all() if flags else torch.tensor(True)
