@@ -438,3 +438,14 @@ def test_accuracy_with_thresh_as_a_metric_thresholds_there():
         logits = learn.model(torch.tensor(x_valid, dtype=torch.float32)).numpy()
     hand = float(np.mean((logits > 1.0) == (y_valid == 1)))
     assert learn.recorder.epoch_df().iloc[-1, 3] == pytest.approx(hand, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "a, b", [((16, 1), (16,)), ((16,), (16, 1)), ((16, 3), (16,)), ((4, 1, 5), (3, 1)), ((2, 3), (2, 3)), ((), (5,))]
+)
+def test_the_broadcast_check_agrees_with_torch(a, b):
+    try:
+        expected = tuple(torch.broadcast_shapes(a, b))
+    except RuntimeError:
+        expected = None
+    assert lrcycle.batches.broadcast_shape(a, b) == expected
