@@ -24,7 +24,7 @@ from lrcycle import Learner, accuracy, digits, digits_cnn, is_main_process
 
 
 def save_figure(ax, path: Path) -> None:
-    figure = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+    figure = ax.figure  # every plot returns one Axes; its figure holds every panel
     figure.savefig(path, dpi=80)
     plt.close(figure)
 

@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from . import batches, schedules
+from .batches import MSELossFlat
 from .callback import (
     EVENTS,
     Callback,
@@ -32,7 +33,7 @@ from .finder import suggest
 from .integrations.plain import range_test
 from .layers import resnet_splitter, sequential_head_splitter, sequential_splitter
 from .learner import Learner
-from .metrics import accuracy, error_rate
+from .metrics import accuracy, accuracy_multi, error_rate
 from .plots import NothingToPlotWarning, plot_schedule
 from .recorder import Recorder
 from .schedules import forms as plans  # the fit forms' old module name
@@ -58,6 +59,7 @@ __all__ = [
     "GradientClip",
     "LRFinderCallback",
     "Learner",
+    "MSELossFlat",
     "MixedPrecision",
     "NonFiniteLossWarning",
     "NothingToPlotWarning",
@@ -68,6 +70,7 @@ __all__ = [
     "TerminateOnNaNCallback",
     "TrackerCallback",
     "accuracy",
+    "accuracy_multi",
     "batches",
     "digits",
     "digits_cnn",

@@ -13,10 +13,12 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
 from collections.abc import Mapping
 
 import torch
+from torch import nn
 
 LABEL_KEYS = ("labels", "label", "targets", "target", "y")
 
@@ -104,6 +106,136 @@ def split(batch, n_inp: int | None) -> tuple:
 def forward(model, xb):
     """`model(**xb)` for a mapping, else `model(*xb)`."""
     return model(*xb) if type(xb) is tuple or not isinstance(xb, Mapping) else model(**xb)
+
+
+def check_forward_args(model, xb, n_inp: int | None) -> None:
+    """Whether `model.forward` takes the batch's inputs as `forward` passes them (`model(**batch)` for a dict,
+    `model(*inputs)` for a tuple), checked on its signature before the first forward; the error says how to
+    adapt the batch. A forward whose signature cannot be read (or takes `*args`) passes."""
+    try:
+        signature = inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        return
+    is_mapping = type(xb) is not tuple and isinstance(xb, Mapping)
+    try:
+        signature.bind(**xb) if is_mapping else signature.bind(*xb)
+    except TypeError as err:
+        forward_name = f"{type(model).__name__}.forward{signature}"
+        if is_mapping:
+            raise TypeError(
+                f"batch: a dict batch is passed to the model as model(**batch), each key a keyword argument, but "
+                f"{forward_name} cannot take the keys {list(xb)} ({err}). Give the model a forward that takes "
+                "those keywords, or make the loader yield tuples (inputs..., target), e.g. with a collate_fn "
+                "returning (batch['x'], batch['y']): the first n_inp items of a tuple batch go to the model by "
+                "position, the rest are the targets"
+            ) from None
+        raise TypeError(
+            f"batch: the first n_inp={len(xb) if n_inp is None else n_inp} item(s) of each batch are passed to "
+            f"the model by position, model(*inputs) with inputs {describe(xb)}, but {forward_name} does not take "
+            f"them ({err}). For nested inputs such as ((x, meta), y), yield the batch flat as (x, meta, y) (a "
+            "collate_fn, or a Dataset returning a flat tuple): every item but the last is an input by default; "
+            "Learner(n_inp=...) sets how many"
+        ) from None
+
+
+def first_forward(model, xb):
+    """`forward(model, xb)` for a fit's first batch: a float64 input meeting float32 weights (numpy's default
+    dtype) becomes an error that says how to convert the data, instead of torch's dtype mismatch."""
+    try:
+        return forward(model, xb)
+    except RuntimeError as err:
+        weights = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+        if weights is None or weights == torch.float64 or "double" not in str(err).lower():
+            raise
+        if not any(t.dtype == torch.float64 for t in _tensors_in(xb)):
+            raise
+        raise TypeError(
+            f"batch: the inputs are float64 (torch.double: {describe(xb)}) but the model's weights are {weights}; "
+            "convert the data to float32: X.astype('float32') for numpy arrays (DataLoaders.from_tensors does "
+            "it for you), x.float() for tensors, or a Dataset / collate_fn that yields float32"
+        ) from err
+
+
+def _tensors_in(obj) -> list[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    values = obj.values() if isinstance(obj, Mapping) else obj if isinstance(obj, (tuple, list)) else ()
+    return [t for value in values for t in _tensors_in(value)]
+
+
+class MSELossFlat(nn.Module):
+    """Mean squared error of the flattened prediction and target, `mean((pred.reshape(-1) - target.reshape(-1))**2)`:
+    a `[B, 1]` prediction meets a `[B]` target row by row, where `nn.MSELoss` would broadcast to `[B, B]`."""
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.mse_loss(pred.reshape(-1), target.reshape(-1).to(pred.dtype))
+
+
+def resolve_loss_func(loss_func, pred, yb):
+    """A fit's loss function, decided at its first batch: `loss_func` when given (its prediction and target
+    checked not to broadcast, `check_loss_shapes`), None when the output carries its own `loss` (or the batch
+    is a mapping, whose loss must), else the default the prediction and target call for (`default_loss_func`)."""
+    if loss_func is not None:
+        check_loss_shapes(pred, yb)
+        return loss_func
+    if output_field(pred, "loss") is not None or type(yb) is not tuple:
+        return None
+    return default_loss_func(pred, yb)
+
+
+def default_loss_func(pred, yb):
+    """`CrossEntropyLoss` for integer class targets `[B, ...]` against scores `[B, C, ...]` (C >= 2),
+    `MSELossFlat` for floating targets with as many values as the prediction; anything else names `loss_func=`."""
+    target = yb[0] if len(yb) == 1 else None
+    if isinstance(pred, torch.Tensor) and isinstance(target, torch.Tensor) and pred.is_floating_point():
+        is_class = not target.is_floating_point() and not target.is_complex() and target.dtype != torch.bool
+        if is_class and pred.ndim == target.ndim + 1 and pred.shape[:1] + pred.shape[2:] == target.shape:
+            if pred.shape[1] >= 2:
+                return nn.CrossEntropyLoss()
+            raise ValueError(
+                f"loss_func: none given, and a prediction {describe(pred)} with one value per row against integer "
+                f"targets {describe(target)} is a binary model: pass loss_func=nn.BCEWithLogitsLoss() with float "
+                "0/1 targets, or give the model two outputs for the default CrossEntropyLoss"
+            )
+        if target.is_floating_point() and target.numel() == pred.numel():
+            return MSELossFlat()
+    raise ValueError(
+        f"loss_func: none given, and none can be chosen for a prediction {describe(pred)} against the targets "
+        f"{describe(yb)}: integer class targets [B] with scores [B, C] get CrossEntropyLoss, floating targets with "
+        "as many values as the prediction get MSELossFlat; pass loss_func=... for anything else"
+    )
+
+
+def check_loss_shapes(pred, yb) -> None:
+    """A prediction and a single target whose shapes broadcast to something larger than both (`[B, 1]` against
+    `[B]` gives `[B, B]`: every prediction against every target) are an error, not a silently wrong loss."""
+    target = yb[0] if type(yb) is tuple and len(yb) == 1 else None
+    if not isinstance(pred, torch.Tensor) or not isinstance(target, torch.Tensor) or pred.shape == target.shape:
+        return
+    shape = broadcast_shape(tuple(pred.shape), tuple(target.shape))
+    if shape is None:
+        return  # shapes that do not broadcast (class scores against class indices): the loss decides
+    if shape != tuple(pred.shape) and shape != tuple(target.shape):
+        raise ValueError(
+            f"loss_func: the prediction's shape {list(pred.shape)} and the target's {list(target.shape)} broadcast "
+            f"to {list(shape)}, every prediction against every target, which trains silently wrong; make them "
+            "match: pred.squeeze(-1) in the model (or nn.Flatten(0) as its last layer), targets shaped like the "
+            "prediction, or loss_func=lrcycle.MSELossFlat(), which flattens both"
+        )
+
+
+def broadcast_shape(a: tuple, b: tuple) -> tuple | None:
+    """The shape torch broadcasts `a` and `b` to (sizes aligned from the right, a 1 stretching to the other
+    size), or None if they do not broadcast; plain Python, as `torch.broadcast_shapes` raises an exception
+    that costs about 0.3 ms."""
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(y if x == 1 else x)
+    return tuple(out)
 
 
 def compute_loss(loss_func, pred, yb):

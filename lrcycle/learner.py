@@ -15,7 +15,16 @@ import torch
 from torch import nn
 
 from . import distributed
-from .batches import compute_loss, forward, module_to, split, to_device
+from .batches import (
+    check_forward_args,
+    compute_loss,
+    first_forward,
+    forward,
+    module_to,
+    resolve_loss_func,
+    split,
+    to_device,
+)
 from .callback import (
     CallbackList,
     CancelBatchException,
@@ -99,6 +108,7 @@ class Learner:
         self.epoch, self.n_epoch, self.iter, self.n_iter, self.train_iter, self.total_iter = 0, 0, 0, 0, 0, 0
         self.cycle_ends, self.fit_call = [], None  # fit_call: the names a checkpoint keeps
         self.training, self.stepped, self.validated_this_epoch = False, False, False
+        self.first_batch = True  # the next batch is a fit's (or validation's) first: checked once (_first_forward_loss)
 
     def add_cbs(self, cbs) -> None:
         self.callbacks.add(cbs)
@@ -171,6 +181,7 @@ class Learner:
         self.total_iter, self.train_iter = n_epoch * n_iter, start_epoch * n_iter
         self.cycle_ends = [] if cycle_ends is None else list(cycle_ends)
         self.with_valid = with_valid and self.dls.valid is not None
+        self.first_batch = True
         with self.callbacks.fitting(self, cbs):  # cleanup_fit on every exit, Ctrl-C held (interrupt.py)
             self._with_events(self._do_fit, "fit", CancelFitException)
 
@@ -204,10 +215,25 @@ class Learner:
 
     def _forward_loss(self) -> None:
         self.loss = None
+        if self.first_batch:  # once a fit: the batch checked against the model, the loss chosen and checked
+            return self._first_forward_loss()
         with self.autocast:  # a `with`: autocast ends on every exit, exceptions included
             self.pred = forward(self.model, self.xb)
             self._fire("after_pred")
             self.loss = compute_loss(self.loss_func, self.pred, self.yb)
+        self._fire("after_loss")
+
+    def _first_forward_loss(self) -> None:
+        """`_forward_loss` with the checks a fit makes once, at its first batch, before anything changes: the
+        inputs fit the model's forward and weights, and the loss is the one given (its prediction and target
+        not broadcasting), the output's own, or a default chosen here and kept in `learn.loss_func`."""
+        check_forward_args(self.model, self.xb, self.n_inp)
+        with self.autocast:
+            self.pred = first_forward(self.model, self.xb)
+            self._fire("after_pred")
+            self.loss_func = resolve_loss_func(self.loss_func, self.pred, self.yb)
+            self.loss = compute_loss(self.loss_func, self.pred, self.yb)
+        self.first_batch = False
         self._fire("after_loss")
 
     @holds_sigint  # Ctrl-C waits for the whole step and its count
@@ -298,6 +324,7 @@ class Learner:
     def validate(self, dl=None) -> list[float]:
         """[valid_loss, *metrics] over `dl` (default the validation loader), with the validation events."""
         dl = check_valid_loader(self.dls.valid if dl is None else dl)
+        self.first_batch = True
         with guarded(lambda: self.model.training, partial(end_validation, self)):  # the mode comes back, even on Ctrl-C
             self._run_validation(dl)
         return list(self.recorder.last_valid)

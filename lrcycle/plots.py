@@ -1,6 +1,9 @@
 """Matplotlib drawing for the recorder's traces, range-test results and schedule previews.
 
-Every function returns its Axes. A plot with nothing to draw says why, in a `NothingToPlotWarning` and on
+Every function returns one matplotlib Axes, whatever the options: the plot's main (top) panel. A plot with
+several panels (momentum beneath the lr, one panel per metric) has them all in `ax.figure.axes`, top first, and
+`ax.figure.savefig(...)` saves the whole figure. (One Axes rather than a Figure: a notebook cell ending in a
+returned Figure would draw it twice.) A plot with nothing to draw says why, in a `NothingToPlotWarning` and on
 the axes, rather than showing empty axes. New figures are at least 100 dpi (notebooks default to 72).
 """
 
@@ -30,12 +33,21 @@ def _axes(ax, nrows: int = 1, **kw):
     return ax
 
 
+def _panels(ax, n: int) -> list:
+    """`ax` as a list of `n` Axes: a multi-panel plot given `ax=` needs one Axes per panel."""
+    panels = list(ax.flat) if hasattr(ax, "flat") else list(ax) if isinstance(ax, (list, tuple)) else [ax]
+    if len(panels) != n:
+        raise TypeError(f"ax: this plot draws {n} panels; pass {n} Axes (e.g. plt.subplots({n}, 1)[1]), got {ax!r}")
+    return panels
+
+
 def nothing_to_draw(ax, why: str):
-    """Warn with `why`, and write it on the (first) axes, so both a script and a notebook show the reason."""
+    """Warn with `why`, and write it on the (first) axes, so both a script and a notebook show the reason;
+    returns that first Axes."""
     warnings.warn(why, NothingToPlotWarning, stacklevel=3)
-    first = ax.flat[0] if hasattr(ax, "flat") else ax
+    first = ax.flat[0] if hasattr(ax, "flat") else ax[0] if isinstance(ax, (list, tuple)) else ax
     first.text(0.5, 0.5, why, ha="center", va="center", wrap=True, fontsize="small", transform=first.transAxes)
-    return ax
+    return first
 
 
 def plot_loss_vs_lr(lrs, losses, skip_start=10, skip_end=5, suggestions=None, ax=None, title=None, band=None):
@@ -117,10 +129,11 @@ def _mark_suggestions(ax, suggestions: dict, lrs, losses) -> None:
 
 
 def plot_lr_trace(iters, group_lrs, moms=None, ax=None):
-    """Lr per iteration for every group; with `moms`, a second panel beneath with momentum."""
+    """Lr per iteration for every group; with `moms`, a second panel beneath with momentum (`ax=` then takes
+    two Axes). Returns the lr panel."""
     if moms is not None and ax is None:
         ax = _axes(None, 2, sharex=True, figsize=(6, 5))
-    axes = ax if moms is not None else None
+    axes = _panels(ax, 2) if moms is not None else None
     lr_ax = axes[0] if axes is not None else _axes(ax)
     lr_ax.set_ylabel("learning rate")
     (axes[1] if axes is not None else lr_ax).set_xlabel("iteration")
@@ -140,7 +153,7 @@ def plot_lr_trace(iters, group_lrs, moms=None, ax=None):
         axes[1].text(0.5, 0.5, why, ha="center", va="center", fontsize="small", transform=axes[1].transAxes)
     else:
         axes[1].plot(iters, [math.nan if m is None else m for m in moms], color="C3")
-    return axes
+    return lr_ax
 
 
 def plot_schedule(df, show_moms: bool = True, ax=None):
@@ -205,21 +218,20 @@ def _epoch_end_iters(recorder) -> dict[int, int]:
 
 
 def plot_epoch_metrics(epoch_df, ax=None):
-    """One panel per column: train/valid loss together, then each metric, against the epoch."""
+    """One panel per column: train/valid loss together, then each metric, against the epoch (`ax=` takes one
+    Axes per panel). Returns the loss panel."""
     metric_cols = [c for c in epoch_df.columns if c not in ("epoch", "train_loss", "valid_loss", "time")]
     n = 1 + len(metric_cols)
-    axes = _axes(ax, n, sharex=True, figsize=(6, 2.5 * n), squeeze=False) if ax is None else ax
-    flat = axes.ravel() if hasattr(axes, "ravel") else [axes]
+    flat = _panels(_axes(ax, n, sharex=True, figsize=(6, 2.5 * n), squeeze=False) if ax is None else ax, n)
     flat[0].set_ylabel("loss")
     flat[-1].set_xlabel("epoch")
     for panel, col in zip(flat[1:], metric_cols):
         panel.set_ylabel(col)
     if len(epoch_df) == 0:
-        nothing_to_draw(flat[0], "nothing to draw: no epoch has finished yet; fit first")
-        return axes
+        return nothing_to_draw(flat[0], "nothing to draw: no epoch has finished yet; fit first")
     flat[0].plot(epoch_df["epoch"], epoch_df["train_loss"], marker="o", label="train_loss")
     flat[0].plot(epoch_df["epoch"], epoch_df["valid_loss"], marker="o", label="valid_loss")
     flat[0].legend(fontsize="small")
     for panel, col in zip(flat[1:], metric_cols):
         panel.plot(epoch_df["epoch"], epoch_df[col], marker="o")
-    return axes
+    return flat[0]

@@ -251,7 +251,8 @@ class Recorder(Callback):
         return plots.plot_loss_vs_lr(self.lrs, self.smooth_losses, skip_start, skip_end, marks, ax=ax)
 
     def plot_lr(self, show_moms: bool = False, ax=None):
-        """Learning rate per iteration, every layer group; momentum beneath when `show_moms`."""
+        """Learning rate per iteration, every layer group; momentum beneath when `show_moms` (`ax=` then takes
+        two Axes). Returns the lr panel's Axes, as every plot method returns one Axes (`ax.figure.axes`: all)."""
         return plots.plot_lr_trace(self.iters, self.group_lrs, self.moms if show_moms else None, ax=ax)
 
     def plot_losses(self, skip_start: int = 0, ax=None):
@@ -260,7 +261,7 @@ class Recorder(Callback):
         return plots.plot_loss_trace(self, skip_start, ax=ax)
 
     def plot_metrics(self, ax=None):
-        """Each metric and the losses per epoch."""
+        """The losses per epoch in one panel, each metric in its own beneath; returns the loss panel's Axes."""
         return plots.plot_epoch_metrics(self.epoch_df(), ax=ax)
 
     # the names fastai users type: 0.7's `sched.plot_loss`, v2's `plot_loss`, `plot_lr_find`, `plot_sched`

@@ -118,10 +118,12 @@ def test_fit_epochs_checks_its_arguments():
 
 
 def test_missing_loss_func_is_a_value_error_naming_the_batch_before_any_step():
-    # no loss_func is allowed (a Hugging Face model computes its own loss); a model whose output has none
-    # fails at the first batch, before any step, with the batch's structure in the message
+    # no loss_func is allowed (a Hugging Face model computes its own loss, integer or float targets get a
+    # default); a model whose output has none and whose targets fit no default (float targets [16] against
+    # a [16, 3] prediction) fails at the first batch, before any step, with the batch's structure in the message
     dls = make_dls()
-    dls.loss_func = None
+    x, y = dls.train.dataset.tensors
+    dls = DataLoaders(DataLoader(TensorDataset(x, y.float()), batch_size=16))
     learn = Learner(dls, make_mlp(), progress=False, device="cpu")
     before = snapshot(learn.model)
     with pytest.raises(ValueError, match=r"loss_func.*tuple\(Tensor\[16\]\)"):

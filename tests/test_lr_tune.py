@@ -12,9 +12,8 @@ from conftest import make_dls, make_mlp
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lrcycle import DataLoaders, GradientAccumulation, Learner, accuracy
+from lrcycle import DataLoaders, GradientAccumulation, Learner, NonFiniteLossWarning, accuracy
 from lrcycle.callback import Callback
-from lrcycle.callbacks.loss_check import NonFiniteLossWarning
 from lrcycle.finder.tune import TUNE_FACTORS, TUNE_MARGIN, TrialEpochs
 
 TARGET, W0 = 3.0, 0.5

@@ -28,7 +28,9 @@ def recorder():
 
 
 def axes_list(result):
-    return list(np.ravel(result)) if isinstance(result, np.ndarray) else [result]
+    """Every plot returns one Axes (its main panel); the figure holds all of its panels, top first."""
+    assert isinstance(result, Axes), type(result)
+    return result.figure.axes
 
 
 def save(result, tmp_path, name):

@@ -248,7 +248,7 @@ def first_batch_overflows():
     model = nn.Linear(1, 1, bias=False)
     x = torch.ones(4 * 6, 1)
     x[:4] = 1e36
-    loader = DataLoader(TensorDataset(x, torch.zeros(len(x))), batch_size=4, shuffle=False)
+    loader = DataLoader(TensorDataset(x, torch.zeros(len(x), 1)), batch_size=4, shuffle=False)
     return model, loader, lambda pred, y: pred.mean()
 
 

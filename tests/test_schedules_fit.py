@@ -319,7 +319,7 @@ def test_preview_leaves_an_existing_optimizer_as_it_was_and_draws():
 def test_plot_lr_draws_every_group_with_momentum_beneath():
     learn = make_learner("sgd", 3)
     learn.fit_one_cycle(1, slice(1e-3, 1e-2))
-    lr_ax, mom_ax = learn.recorder.plot_lr(show_moms=True)
+    lr_ax, mom_ax = learn.recorder.plot_lr(show_moms=True).figure.axes
     assert len(lr_ax.get_lines()) == 3 and len(mom_ax.get_lines()) == 1
     assert list(mom_ax.get_lines()[0].get_ydata()) == learn.recorder.moms
 

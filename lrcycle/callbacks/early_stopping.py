@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from ..callback import ORDER, Callback, CancelFitException
 from ..distributed import group_active, is_main_process
-from ..validate import check_positive_int
+from ..interrupt import holds_sigint
+from ..validate import check_flag, check_positive_int
 from .tracking import TrackerCallback
 
 
@@ -48,8 +51,13 @@ class EarlyStoppingCallback(TrackerCallback):
 
 
 class TerminateOnNaNCallback(Callback):
-    """Ends the fit at the first training loss that is NaN or infinite, before its backward pass and step,
-    so the model keeps the weights of the last finite step. `stopped_at` is `(epoch, iter)`, else None.
+    """Ends the fit at the first training loss that is NaN or infinite, before its backward pass and step.
+    `stopped_at` is `(epoch, iter)`, else None.
+
+    The step before that loss may already have made the weights non-finite (gradients that overflowed). With
+    `restore=True` the model's and optimizer's state are copied at the start of every epoch (one copy of
+    each, kept on their device) and put back when the fit stops here: the model ends with the weights it had
+    at the start of the epoch that diverged, the last ones known to give finite losses.
 
     Runs after callbacks that change the loss in `after_loss` (order 90). Under torch.distributed every
     rank stops together: one rank's non-finite loss stops them all.
@@ -57,15 +65,39 @@ class TerminateOnNaNCallback(Callback):
 
     order = ORDER["nan"]
 
+    def __init__(self, restore: bool = False):
+        self.restore = check_flag(restore, "restore")
+        self.saved, self.stopped_at = None, None
+
     def before_fit(self, learn) -> None:
         self.stopped_at = None
+
+    def before_epoch(self, learn) -> None:
+        if self.restore:
+            self.saved = (_copy_state(learn.model.state_dict()), copy.deepcopy(learn.opt.state_dict()))
 
     def after_loss(self, learn) -> None:
         if learn.training and not _finite_everywhere(learn.loss):
             self.stopped_at = (learn.epoch, learn.iter)
+            if self.saved is not None:
+                self._put_back(learn)
             if is_main_process():
-                print(f"Non-finite loss at epoch {learn.epoch}, batch {learn.iter}: stopping the fit")
+                back = ", the weights put back to the start of the epoch" if self.saved is not None else ""
+                print(f"Non-finite loss at epoch {learn.epoch}, batch {learn.iter}: stopping the fit{back}")
             raise CancelFitException
+
+    def after_fit(self, learn) -> None:
+        self.saved = None  # the copies live only during a fit
+
+    @holds_sigint  # the model and the optimizer go back together, or neither does
+    def _put_back(self, learn) -> None:
+        model_state, opt_state = self.saved
+        learn.model.load_state_dict(model_state)
+        learn.opt.load_state_dict(opt_state)
+
+
+def _copy_state(state: dict) -> dict:
+    return {name: value.detach().clone() for name, value in state.items()}
 
 
 def _finite_everywhere(loss: torch.Tensor) -> bool:

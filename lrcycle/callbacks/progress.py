@@ -86,19 +86,21 @@ class ProgressCallback(Callback):
         self.mbar.update(learn.start_epoch)
         self.mbar.write(self.names, table=True)
 
-    def _child_bar(self, total: int):
+    def _child_bar(self, total: int, learn):
         bar = fastprogress.NBProgressBar if self.mode == "notebook" else fastprogress.ConsoleProgressBar
         self.pbar = bar(range(total), parent=self.mbar)
+        if self.mode == "terminal":  # fastprogress writes `Epoch 1/n` for the table's epoch 0: count as the table
+            self.pbar.prefix = f"epoch {learn.epoch} of 0-{learn.n_epoch - 1} :"
         self.pbar.update(0)
 
     def before_train(self, learn) -> None:
         if self.show and self.mbar is not None:
-            self._child_bar(learn.n_iter)
+            self._child_bar(learn.n_iter, learn)
 
     def before_validate(self, learn) -> None:
         self.pbar = None
         if self.show and self.mbar is not None and hasattr(learn.dls.valid, "__len__") and len(learn.dls.valid):
-            self._child_bar(len(learn.dls.valid))
+            self._child_bar(len(learn.dls.valid), learn)
 
     def after_batch(self, learn) -> None:
         if self.pbar is None:
@@ -134,7 +136,8 @@ class ProgressCallback(Callback):
 
 class SweepProgress(Callback):
     """The range test's bar: one bar over its `num_it` iterations with the smoothed loss (notebook or terminal);
-    in a log, nothing. An early stop leaves the bar where the test stopped, and says why in a terminal."""
+    in a log, one summary line at its end (`_sweep_summary`). An early stop leaves the bar where the test
+    stopped, and says why in a terminal."""
 
     order = ORDER["progress"]
 
@@ -156,6 +159,10 @@ class SweepProgress(Callback):
             self.loss_comment.refresh(self.bar, learn)
             self.bar.update(min(learn.train_iter, self.num_it))
 
+    def after_fit(self, learn) -> None:
+        if self.mode == "log" and is_main_process():
+            print(_sweep_summary(learn.recorder, self.num_it), flush=True)
+
     def cleanup_fit(self, learn) -> None:
         if self.bar is not None and self.mode == "terminal":
             done = len(learn.recorder.losses)
@@ -164,6 +171,20 @@ class SweepProgress(Callback):
             stopped = f"\nrange test: stopped early, after {done} of {self.num_it} iterations"
             print(stopped if done < self.num_it else "")
         self.bar = None
+
+
+def _sweep_summary(recorder, num_it: int) -> str:
+    """One line for a log: `range test: 100 of 100 iterations, lr 1e-07 to 10, lowest smoothed loss 0.4321 at
+    lr 0.0123`, with `(stopped early: the loss diverged)` when it ended before `num_it`."""
+    recorder.flush()
+    lrs, smooth = recorder.lrs, [float(v) for v in recorder.smooth_losses]
+    if not lrs:
+        return f"range test: 0 of {num_it} iterations"
+    finite = [i for i, v in enumerate(smooth) if math.isfinite(v)]
+    best = min(finite, key=smooth.__getitem__) if finite else None
+    lowest = f", lowest smoothed loss {smooth[best]:.4f} at lr {lrs[best]:.3g}" if best is not None else ""
+    early = " (stopped early: the loss diverged)" if len(lrs) < num_it else ""
+    return f"range test: {len(lrs)} of {num_it} iterations, lr {lrs[0]:.3g} to {lrs[-1]:.3g}{lowest}{early}"
 
 
 def _fmt(value) -> str:

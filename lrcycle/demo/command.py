@@ -59,7 +59,7 @@ def _fmt(value) -> str:
 def _save(ax, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    figure = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+    figure = ax.figure  # every plot returns one Axes; its figure holds every panel
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

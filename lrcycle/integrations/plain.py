@@ -20,7 +20,7 @@ from ..callbacks.mixed_precision import MixedPrecision
 from ..data import DataLoaders
 from ..finder.driver import run_range_test
 from ..learner import Learner
-from ..validate import check_positive_int
+from ..validate import check_flag, check_positive_int
 
 
 def range_test(
@@ -37,6 +37,7 @@ def range_test(
     grad_scaler=None,
     accumulate=1,
     device=None,
+    progress=True,
 ):
     """`learn.lr_find` on your own objects: the same driver (`run_range_test`), sweep, stop rule and suggestions,
     run by a light Learner around `model`, `optimizer` (its param groups are the groups: `start_lr`/`end_lr`
@@ -46,13 +47,15 @@ def range_test(
     they were, on every exit (a full run, an early stop, NaN, an exception, Ctrl-C); nothing is written to disk.
     `grad_scaler`: a `torch.amp.GradScaler` to scale the loss and step through (autocast is up to your model's
     forward). `accumulate`: batches summed into one optimizer step. `device`: where batches go; the model must
-    already be there (None: the device of its parameters); it is never moved.
+    already be there (None: the device of its parameters); it is never moved. `progress`: the same bar as
+    `lr_find` (a bar in a terminal or notebook, one summary line in a log); False shows nothing.
     """
     device = check_model_device(model, device)
     cbs = [GradientAccumulation(accumulate)] if check_positive_int(accumulate, "accumulate") > 1 else []
     cbs += [] if grad_scaler is None else [MixedPrecision(None, grad_scaler=grad_scaler)]
     dls = DataLoaders(train_loader)
-    learn = Learner(dls, model, loss_func, opt=optimizer, cbs=cbs, progress=False, device=device)
+    progress = check_flag(progress, "progress")
+    learn = Learner(dls, model, loss_func, opt=optimizer, cbs=cbs, progress=progress, device=device)
     return run_range_test(learn, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs)
 
 

@@ -9,7 +9,10 @@ Learner, a test. The defaults of each form live here.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..validate import (
     check_fraction,
@@ -24,6 +27,26 @@ from .schedule import Schedule
 
 
 # ---- checks of the fit forms' own arguments ------------------------------------------------------------
+def check_argument_order(method: str, count, lr, count_name: str, lr_name: str) -> None:
+    """The two orders of a fit's first arguments: fastai 0.7's `fit(lr, n_cycle)`, kept by `fit`, and fastai
+    v2's `fit_one_cycle(n_epoch, lr_max)`, kept by every other fit form. A count below 1 that is not a whole
+    number (an lr) beside an integer lr (or none, in the v2 forms) is the other order: the error names both."""
+    count_is_lr = isinstance(count, numbers.Real) and not isinstance(count, (bool, np.bool_, numbers.Integral))
+    count_is_lr = count_is_lr and 0 < count < 1
+    lr_is_count = isinstance(lr, numbers.Integral) and not isinstance(lr, (bool, np.bool_))
+    if not count_is_lr or not (lr_is_count or (lr is None and method != "fit")):
+        return
+    if method == "fit":
+        fix = f"learn.fit({count!r}, {lr!r}) for {lr} epochs at lr {count!r}, or learn.fit_one_cycle({lr!r}, {count!r})"
+    else:
+        fix = f"learn.{method}({lr!r}, {count!r})" if lr is not None else f"learn.{method}(n_epoch, lr_max={count!r})"
+    raise ValueError(
+        f"{count_name}/{lr_name}: got {count_name}={count!r} and {lr_name}={lr!r}, the arguments in the other "
+        f"order? fit takes fastai 0.7's order, fit(lr, n_cycle); fit_one_cycle, fit_cyclic, fit_flat_cos and "
+        f"fit_wsd take fastai v2's, fit_one_cycle(n_epoch, lr_max). Write {fix}"
+    )
+
+
 def check_clr(value, name: str) -> tuple[float, float, tuple[float, float] | None]:
     """`use_clr=(div, cut_div[, max_mom, min_mom])` or `use_clr_beta=(div, pct[, ...])` -> (div, x, moms)."""
     shape = "(div, cut_div)" if name == "use_clr" else "(div, pct)"
@@ -122,6 +145,7 @@ def steps_per_epoch(train, cbs) -> int:
 def fit(d: PlanDefaults, lr=None, n_cycle=1, cycle_len=None, cycle_mult=1, use_clr=None, use_clr_beta=None):
     """fastai 0.7 `fit`: `n_cycle` epochs at constant lr; with `cycle_len`, `n_cycle` cycles of
     `cycle_len * cycle_mult**c` epochs, SGDR (with 0.7's warm-up) or `use_clr` / `use_clr_beta`."""
+    check_argument_order("fit", n_cycle, lr, "n_cycle", "lr")
     lrs = spread(d.lr if lr is None else lr, d.n_groups, "lr")
     check_positive_int(n_cycle, "n_cycle")
     check_positive_int(cycle_mult, "cycle_mult")
@@ -144,6 +168,7 @@ def fit(d: PlanDefaults, lr=None, n_cycle=1, cycle_len=None, cycle_mult=1, use_c
 
 def fit_one_cycle(d: PlanDefaults, n_epoch, lr_max=None, div=25.0, div_final=1e5, pct_start=0.25, moms=None):
     """fastai v2 one cycle over all `n_epoch` epochs; `lr_max` and `moms` default to the learner's."""
+    check_argument_order("fit_one_cycle", n_epoch, lr_max, "n_epoch", "lr_max")
     check_positive_int(n_epoch, "n_epoch")
     lrs = spread(d.lr if lr_max is None else lr_max, d.n_groups, "lr_max")
     div, div_final = check_number(div, "div", 0.0), check_number(div_final, "div_final", 0.0)
@@ -164,6 +189,7 @@ def fit_cyclic(
     moms=None,
 ):
     """Smith's cyclical lrs between `base_lr` (default lr_max/4) and `lr_max`."""
+    check_argument_order("fit_cyclic", n_epoch, lr_max, "n_epoch", "lr_max")
     check_positive_int(n_epoch, "n_epoch")
     lrs = spread(lr_max, d.n_groups, "lr_max")
     base, step_size, n_cycles, gamma = check_cyclic(lrs, base_lr, step_size, n_cycles, mode, gamma)
@@ -173,6 +199,7 @@ def fit_cyclic(
 
 def fit_flat_cos(d: PlanDefaults, n_epoch, lr=None, div_final=1e5, pct_start=0.75):
     """fastai v2 `fit_flat_cos`: flat at `lr` (default the learner's) for `pct_start`, then cosine down."""
+    check_argument_order("fit_flat_cos", n_epoch, lr, "n_epoch", "lr")
     check_positive_int(n_epoch, "n_epoch")
     lrs = spread(d.lr if lr is None else lr, d.n_groups, "lr")
     div_final = check_number(div_final, "div_final", 0.0)
@@ -200,6 +227,7 @@ def fit_wsd(
     (or betas[0]) as the optimizer has it, as WSD recipes do; `moms=(start, stable, end)` follows the phases.
     Linear decay to zero: `warmup=w, decay=1 - w, decay_shape='linear', div_final=math.inf`.
     """
+    check_argument_order("fit_wsd", n_epoch, lr_max, "n_epoch", "lr_max")
     steps = d.steps_per_epoch * check_positive_int(n_epoch, "n_epoch")
     lrs = spread(d.lr if lr_max is None else lr_max, d.n_groups, "lr_max")
     phases = (warmup, decay, decay_shape, div, div_final, warmup_epochs, decay_epochs)
