@@ -23,6 +23,15 @@ from .callbacks.lr_finder import LRFinderCallback
 from .callbacks.mixed_precision import MixedPrecision
 from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
+from .callbacks.schedulers import (
+    CircularLRBetaCallback,
+    CircularLRCallback,
+    CyclicLRCallback,
+    FlatCosCallback,
+    OneCycleCallback,
+    SGDRCallback,
+    WSDCallback,
+)
 from .callbacks.tracking import CycleSnapshotCallback, SaveModelCallback, TrackerCallback
 from .checks import spread
 from .data import DataLoaders, digits
@@ -38,6 +47,13 @@ from .scheduler import scheduler
 from .transfer import transfer_learner
 
 __all__ = [
+    "WSDCallback",
+    "SGDRCallback",
+    "OneCycleCallback",
+    "FlatCosCallback",
+    "CyclicLRCallback",
+    "CircularLRCallback",
+    "CircularLRBetaCallback",
     "EVENTS",
     "Callback",
     "CancelBatchException",

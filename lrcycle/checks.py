@@ -180,13 +180,15 @@ def check_metrics(metrics) -> list:
     return list(metrics)
 
 
-def check_fit_start(learn, cbs) -> list:
+def check_fit_start(learn, cbs, sitting_out=()) -> list:
     """What a fit or range test checks before it changes anything: its callbacks (`check_cbs`), the learner's
-    metrics, then every taking-part callback's own `check(learn)` (its arguments against this learner).
-    Returns the call's callbacks as a list."""
+    metrics, then every taking-part callback's own `check(learn)` (its arguments against this learner; the
+    learner's callbacks in `sitting_out` take no part). Returns the call's callbacks as a list."""
     cbs = check_cbs(cbs)
     check_metrics(learn.metrics)
     for cb in [*learn.cbs, *cbs]:
+        if any(cb is out for out in sitting_out):
+            continue
         check = getattr(cb, "check", None)
         if callable(check):
             check(learn)
@@ -374,7 +376,9 @@ def check_wsd(n_steps, steps_per_epoch, warmup, decay, decay_shape, div, div_fin
             )
     if not isinstance(decay_shape, str) or decay_shape not in WSD_SHAPES:
         raise ValueError(f"decay_shape: must be one of {', '.join(map(repr, WSD_SHAPES))}, got {decay_shape!r}")
-    div = check_number(div, "div", 0.0)
-    is_inf = isinstance(div_final, float) and div_final == math.inf
-    div_final = math.inf if is_inf else check_number(div_final, "div_final", 0.0)
-    return warmup_steps, decay_steps, decay_shape, div, div_final
+    return warmup_steps, decay_steps, decay_shape, _div_or_inf(div, "div"), _div_or_inf(div_final, "div_final")
+
+
+def _div_or_inf(value, name: str) -> float:
+    """A divisor > 0, or `math.inf` (the phase then starts or ends at exactly 0)."""
+    return math.inf if isinstance(value, float) and value == math.inf else check_number(value, name, 0.0)

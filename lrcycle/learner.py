@@ -30,9 +30,9 @@ from .callbacks import tracking
 from .callbacks.first_step_guard import FirstStepGuard
 from .callbacks.loss_check import NonFiniteLossCheck
 from .callbacks.mixed_precision import use_mixed_precision
-from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
 from .callbacks.schedule_free import eval_weights, schedule_free_switches
+from .callbacks.schedulers import fit_scheduler
 from .checks import (
     check_cbs,
     check_fit_start,
@@ -257,14 +257,27 @@ class Learner:
 
     def _fit(self, plan, args, wd=None, cbs=None, cycle_save_name=None, best_save_name=None, start_epoch=0,
              wds=None, resume=None) -> None:  # fmt: skip
-        """What every fit form does: its plan's schedule, every check, the optimizer, then the loop."""
-        schedule, wd = plan(self.plan_defaults(cbs), *args), wd_or_wds(wd, wds)  # `wds`: fastai 0.7's `wd`
+        """What every fit form does: its plan's schedule, the callback applying it, every check, then the loop."""
+        fit_schedule = plan(self.plan_defaults(cbs), *args)
+        names = {"cycle_save_name": cycle_save_name, "best_save_name": best_save_name}
+        self._run_fit(fit_schedule, False, wd, wds, cbs, names, start_epoch, resume)
+
+    def _run_fit(self, fit_schedule, resumed: bool, wd, wds, cbs, names: dict, start_epoch: int, resume) -> None:
+        """`fit_schedule` applied by its callback (the fit form's own, or one passed in `cbs`: `fit_scheduler`),
+        every check, the optimizer, then the loop. `resumed`: `fit_schedule` is a checkpoint's, kept as it is."""
+        wd, cbs = wd_or_wds(wd, wds), check_cbs(cbs)  # `wds`: fastai 0.7's `wd`
+        scheduler, schedule = fit_scheduler(fit_schedule, [*self.cbs, *cbs], resumed)
         check_start_epoch(start_epoch, schedule.n_epoch)
-        saving = tracking.save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends, self.dls.valid)
-        cbs, wds = [ParamScheduler(schedule), *saving, *check_cbs(cbs)], check_wd(wd, self.n_groups)
-        check_fit_start(self, cbs)  # before the optimizer is built or any lr set
-        cbs, start_epoch = resume_fit.prepare(self, resume, cbs, start_epoch)  # the whole checkpoint checked first
-        self.fit_call = plain_names(cycle_save_name, best_save_name)
+        saving = tracking.save_callbacks(*names.values(), schedule.cycle_ends, self.dls.valid)
+        cbs, wds = [scheduler, *saving, *(cb for cb in cbs if cb is not scheduler)], check_wd(wd, self.n_groups)
+        previous = scheduler.bind(schedule)
+        try:
+            check_fit_start(self, cbs)  # before the optimizer is built or any lr set
+            cbs, start_epoch = resume_fit.prepare(self, resume, cbs, start_epoch)  # the whole checkpoint checked first
+        except BaseException:
+            scheduler.bind(previous)  # a refused fit leaves a passed callback as it was
+            raise
+        self.fit_call = plain_names(*names.values())
         self.opt = self.opt or self.create_opt()
         set_hypers(self.opt, schedule.lrs, wds)
         self.fit_epochs(schedule.n_epoch, cbs, start_epoch, cycle_ends=schedule.cycle_ends)
@@ -272,7 +285,7 @@ class Learner:
     def resume(self, name, cbs=None) -> None:
         """Go on with the fit a `save(name, with_state=True)` came from, exactly; pass that fit's `cbs` again."""
         schedule, names = resume_fit.saved_fit(self, name)
-        self._fit(lambda defaults: schedule, (), cbs=cbs, resume=name, **names)
+        self._run_fit(schedule, True, None, None, cbs, names, 0, name)
 
     def lr_find(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, linear=False, suggest_funcs=None,
                 show_plot=False, n_repeats=1):  # fmt: skip

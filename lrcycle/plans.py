@@ -75,7 +75,7 @@ def fit_one_cycle(d: PlanDefaults, n_epoch, lr_max=None, div=25.0, div_final=1e5
     check_positive_int(n_epoch, "n_epoch")
     lrs = spread(d.lr if lr_max is None else lr_max, d.n_groups, "lr_max")
     div, div_final = check_number(div, "div", 0.0), check_number(div_final, "div_final", 0.0)
-    pct_start = check_number(pct_start, "pct_start", 0.0, 1.0)
+    pct_start = check_number(pct_start, "pct_start", 0.0, 1.0, closed=(True, True))  # 0: pure anneal, 1: warm-up
     moms = check_moms(d.moms if moms is None else moms, 3)
     return schedules.one_cycle_schedule(lrs, n_epoch, div, div_final, pct_start, moms, d.steps_per_epoch)
 
@@ -121,7 +121,8 @@ def fit_wsd(
     warmup_epochs=None,
     decay_epochs=None,
 ):
-    """Warmup-stable-decay: linear warmup from lr_max/div over `warmup` of the fit, flat at `lr_max` (default
+    """Warmup-stable-decay: linear warmup from lr_max/div (0 with `div=math.inf`, as transformers'
+    `get_wsd_schedule`) over `warmup` of the fit, flat at `lr_max` (default
     the learner's), then `decay_shape` ('linear', 'cos', '1-sqrt') down to lr_max/div_final over `decay`.
 
     `warmup_epochs` / `decay_epochs` give a phase in epochs instead of a share. `moms=None` leaves momentum

@@ -10,14 +10,17 @@ import pandas as pd
 import torch
 
 from . import plans, plots
-from .checks import check_start_epoch
+from .callbacks.schedulers import fit_scheduler
+from .checks import check_cbs, check_start_epoch
 from .hyper import get_mom
 from .schedules import Schedule
 
 
 def preview_call(learn, method, args: tuple, kwargs: dict, plot: bool = False) -> pd.DataFrame:
-    """What `learn.<method>(*args, **kwargs)` would set per step (from its `start_epoch`), and a plot if asked."""
-    schedule, fit_args = plans.plan_call(learn.plan_defaults(kwargs.get("cbs")), method, args, kwargs)
+    """What `learn.<method>(*args, **kwargs)` would set per step (from its `start_epoch`), and a plot if asked;
+    a scheduler callback in `cbs` (or the learner's) shows the schedule it would apply."""
+    fit_schedule, fit_args = plans.plan_call(learn.plan_defaults(kwargs.get("cbs")), method, args, kwargs)
+    _, schedule = fit_scheduler(fit_schedule, [*learn.cbs, *check_cbs(fit_args.get("cbs"))])  # a passed one's
     start_epoch = check_start_epoch(fit_args.get("start_epoch", 0), schedule.n_epoch)
     df = schedule_df(schedule, current_momentum(learn), start_epoch)
     if plot:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import plans, schedules
 from .callback import ORDER, Callback
+from .callbacks.schedulers import SCHEDULER_TYPES
 from .checkpoint import model_path, read
 from .checkpoint_checks import check_model_state, check_opt_state, is_lrcycle_checkpoint
 from .distributed import unwrap
@@ -43,7 +44,7 @@ def saved_fit(learn, name) -> tuple[schedules.Schedule, dict]:
     """The schedule and the `cycle_save_name`/`best_save_name` of the fit a checkpoint was saved in."""
     file = model_path(learn, name)
     state = resumable(read(learn, name), file)
-    specs = [cb["state"]["spec"] for cb in state["callbacks"] if cb["type"] == "ParamScheduler"]
+    specs = [cb["state"]["spec"] for cb in state["callbacks"] if cb["type"] in SCHEDULER_TYPES]
     if len(specs) != 1:
         raise ValueError(f"resume: {file} holds {len(specs)} schedules; it must come from one fit form's fit")
     return schedules.build(specs[0]), {k: _name_back(state["fit"].get(k)) for k in NAME_ARGS}
@@ -84,7 +85,7 @@ def _check_callbacks(callbacks: list, saved: list, file) -> None:
             "callbacks of the saved fit again (cbs=[...], in the same order)"
         )
     for cb, entry in zip(callbacks, saved, strict=True):
-        if entry["type"] == "ParamScheduler" and cb.state_dict() != entry["state"]:
+        if entry["type"] in SCHEDULER_TYPES and cb.state_dict() != entry["state"]:
             raise ValueError(
                 f"resume: {file} comes from a different fit call: its schedule is {entry['state']['spec']}, "
                 f"this call's {cb.state_dict()['spec']}; repeat the same call, or use learn.resume(name)"

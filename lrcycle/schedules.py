@@ -40,6 +40,7 @@ __all__ = [
     "sched_exp",
     "sched_no",
     "sched_1_sqrt",
+    "sched_lin_decay",
     "DECAY_SHAPES",
     "wsd_lr",
     "combine_scheds",
@@ -85,7 +86,13 @@ def sched_1_sqrt(start: float, end: float, pos: float) -> float:
     return end + (start - end) * (1 - math.sqrt(pos))
 
 
-DECAY_SHAPES = {"linear": sched_lin, "cos": sched_cos, "1-sqrt": sched_1_sqrt}
+def sched_lin_decay(start: float, end: float, pos: float) -> float:
+    """Linear, written as the other decays: `end + (start - end) * (1 - pos)` (with `end` 0, exactly
+    `start * (1 - pos)`, as transformers' `get_wsd_schedule` computes it)."""
+    return end + (start - end) * (1 - pos)
+
+
+DECAY_SHAPES = {"linear": sched_lin_decay, "cos": sched_cos, "1-sqrt": sched_1_sqrt}
 """The decay shapes of warmup-stable-decay, by name."""
 
 
@@ -118,7 +125,7 @@ def one_cycle(pos: float, start: float, peak: float, end: float, pct_start: floa
     `one_cycle(pos, lr_max/div, lr_max, lr_max/div_final, pct_start)` is the lr and
     `one_cycle(pos, *moms, pct_start)` the momentum.
     """
-    if pos < pct_start:
+    if pos < pct_start or pct_start == 1:  # pct_start 1: all warm-up; 0: all anneal (as fastai)
         return sched_cos(start, peak, pos / pct_start)
     return sched_cos(peak, end, (pos - pct_start) / (1 - pct_start))
 
@@ -399,9 +406,9 @@ def wsd_lr(i: int, warmup_steps: int, decay_steps: int, n_steps: int, lr: float,
 
 
 def wsd_schedule(lrs, n_epoch, warmup_steps, decay_steps, decay_shape, div, div_final, moms, steps_per_epoch):
-    """Warmup-stable-decay (MiniCPM; Hagele et al. 2024): per group, linear from lr/div to lr over the first
-    `warmup_steps`, flat at lr, then `DECAY_SHAPES[decay_shape]` down to `lr/div_final` (0 when it is inf)
-    over the last `decay_steps`. `moms=(start, stable, end)` follows the same phases, or None (momentum left
+    """Warmup-stable-decay (MiniCPM; Hagele et al. 2024): per group, linear from lr/div (0 when div is inf) to lr
+    over the first `warmup_steps`, flat at lr, then `DECAY_SHAPES[decay_shape]` down to `lr/div_final` (0 when
+    it is inf) over the last `decay_steps`. `moms=(start, stable, end)` follows the same phases, or None (momentum left
     alone). Phase lengths are whole steps, so a decay started from a stable-phase checkpoint is exactly the
     schedule planned with that total length."""
     total = n_epoch * steps_per_epoch
