@@ -50,7 +50,7 @@ from .checks import (
 )
 from .evaluation import end_validation, eval_batches, predictions
 from .hyper import build_optimizer, set_hypers
-from .interrupt import guarded, holds_sigint
+from .interrupt import guarded, held_sigint, holds_sigint
 from .layers import bn_param_ids, freeze_groups, single_group
 from .prediction import item_ndim, predict
 from .preview import preview_call
@@ -250,6 +250,24 @@ class Learner:
         """Warmup-stable-decay: linear warmup, flat at lr_max, then a 'linear'/'cos'/'1-sqrt' decay (plans.fit_wsd)."""
         args = (n_epoch, lr_max, warmup, decay, decay_shape, div, div_final, moms, warmup_epochs, decay_epochs)
         self._fit(plans.fit_wsd, args, **kwargs)
+
+    def fine_tune(self, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, **kwargs):
+        """fastai's `fine_tune`: frozen, `freeze_epochs` of one cycle on the head at `base_lr`; then unfrozen,
+        `epochs` at `slice(base_lr/2/lr_mult, base_lr/2)` (`plans.fine_tune_phases`). `resume=name` goes on
+        from a checkpoint of either fit; `kwargs` go to both `fit_one_cycle` calls."""
+        resume = kwargs.pop("resume", None)
+        phases = plans.fine_tune_phases(epochs, base_lr, freeze_epochs, lr_mult, pct_start, div, kwargs)
+        if self.n_groups == 1:
+            raise ValueError("fine_tune: this model has a single layer group, so there is no body to freeze; pass "
+                             "a splitter to Learner(splitter=...), or use fit_one_cycle")  # fmt: skip
+        planned = [
+            plans.plan_call(self.plan_defaults(kw.get("cbs")), "fit_one_cycle", args, kw)[0] for _, args, kw in phases
+        ]  # every argument of both fits checked before anything changes
+        first = 0 if resume is None else resume_fit.saved_phase(self, resume, planned)
+        for k, (freeze_to, args, kw) in enumerate(phases[first:], start=first):
+            with held_sigint():  # never half frozen
+                self.freeze_to(freeze_to)
+            self.fit_one_cycle(*args, **kw, resume=resume if k == first else None)
 
     def plan_defaults(self, cbs=None) -> plans.PlanDefaults:
         """What a plan reads from the learner: group count, default lr and momenta, steps an epoch."""

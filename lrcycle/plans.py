@@ -137,6 +137,21 @@ def fit_wsd(
     return schedules.wsd_schedule(lrs, n_epoch, *phases, moms, d.steps_per_epoch)
 
 
+def fine_tune_phases(epochs, base_lr, freeze_epochs, lr_mult, pct_start, div, kwargs: dict) -> list[tuple]:
+    """fastai 2.8's `fine_tune` as its `fit_one_cycle` calls, `[(freeze_to, args, kwargs), ...]`: frozen (all
+    groups but the last), `fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, **kwargs)`; then with
+    `base_lr` halved, unfrozen, `fit_one_cycle(epochs, slice(base_lr/lr_mult, base_lr), pct_start=pct_start,
+    div=div, **kwargs)`. `freeze_epochs=0` leaves out the frozen phase."""
+    check_positive_int(epochs, "epochs")
+    freeze_epochs = check_positive_int(freeze_epochs, "freeze_epochs", minimum=0)
+    base_lr = check_number(base_lr, "base_lr", 0.0)
+    lr_mult = check_number(lr_mult, "lr_mult", 0.0)
+    frozen = (-1, (freeze_epochs, slice(base_lr)), {**kwargs, "pct_start": 0.99})
+    base_lr /= 2
+    unfrozen = (0, (epochs, slice(base_lr / lr_mult, base_lr)), {**kwargs, "pct_start": pct_start, "div": div})
+    return [frozen, unfrozen] if freeze_epochs else [unfrozen]
+
+
 PLANS = {
     "fit": fit,
     "fit_one_cycle": fit_one_cycle,

@@ -50,6 +50,18 @@ def saved_fit(learn, name) -> tuple[schedules.Schedule, dict]:
     return schedules.build(specs[0]), {k: _name_back(state["fit"].get(k)) for k in NAME_ARGS}
 
 
+def saved_phase(learn, name, phases: list[schedules.Schedule]) -> int:
+    """Which of a multi-fit call's fits (`phases`, their planned schedules) checkpoint `name` was saved in."""
+    saved, _ = saved_fit(learn, name)
+    for k, planned in enumerate(phases):
+        if planned.spec == saved.spec:
+            return k
+    raise ValueError(
+        f"resume: {model_path(learn, name)} comes from a fit with the schedule {saved.spec}, which is none of this "
+        "call's fits; repeat the call it was saved in"
+    )
+
+
 def prepare(learn, name, cbs: list, start_epoch: int) -> tuple[list, int]:
     """A fit's callbacks and first epoch. Without `name`, as given; with it, the whole checkpoint is checked
     against the learner and this call first, then a callback that loads it joins and the fit starts at the
