@@ -16,7 +16,7 @@ from torch import nn
 
 from . import checkpoint, distributed, plans, tuning
 from . import resume as resume_fit
-from .batches import compute_loss, forward, module_to, split, to_device
+from .batches import compute_loss, forward, logits, module_to, split, to_device
 from .callback import (
     CallbackList,
     CancelBatchException,
@@ -52,7 +52,7 @@ from .evaluation import end_validation, eval_batches, predictions
 from .hyper import build_optimizer, set_hypers
 from .interrupt import guarded, held_sigint, holds_sigint
 from .layers import bn_param_ids, freeze_groups, single_group
-from .prediction import item_ndim, predict
+from .prediction import activation, as_input, decode, item_ndim, predict
 from .preview import preview_call
 from .range_test import run_range_test
 from .recorder import Recorder
@@ -330,11 +330,17 @@ class Learner:
             self._run_validation(dl)
         return list(self.recorder.last_valid)
 
-    def get_preds(self, dl=None, with_input: bool = False):
-        """(predictions, targets) over `dl` (default the validation loader), model in eval mode, no events."""
+    def get_preds(self, dl=None, with_input: bool = False, with_decoded: bool = False):
+        """(predictions, targets) over `dl` (default the validation loader), model in eval mode, no events;
+        `inputs` first with `with_input`, the decoded classes (a regressor's: its predictions) last with
+        `with_decoded`. Predictions are the model's outputs (logits for a classifier)."""
         dl = check_valid_loader(self.dls.valid if dl is None else dl)
         with eval_weights(self):  # a schedule-free optimizer's evaluation weights
-            return predictions(self.model, dl, self.device, with_input, self.n_inp)
+            out = predictions(self.model, dl, self.device, with_input, self.n_inp)
+        if not with_decoded:
+            return out
+        kind = activation(self.loss_func)
+        return (*out, out[-2] if kind is None else decode(out[-2], kind)[0])
 
     def to_bf16(self) -> Learner:  # bfloat16 autocast from now on: adds MixedPrecision(torch.bfloat16)
         return use_mixed_precision(self, torch.bfloat16)
@@ -342,9 +348,13 @@ class Learner:
     def to_fp16(self) -> Learner:  # float16 autocast with a GradScaler: adds MixedPrecision(torch.float16)
         return use_mixed_precision(self, torch.float16)
 
-    def predict(self, x) -> torch.Tensor:
-        """The model's output for one item (shaped like a training item) or a batch: eval mode, no grad, no events."""
-        return predict(self.model, x, self.device, item_ndim(self.dls.train))
+    def predict(self, x):
+        """For one item (shaped like a training item; a tensor, numpy array or list) or a batch: a classifier's
+        `(decoded class, probabilities)`, a regressor's output (`prediction.py` says which is which, from the
+        loss function). Eval mode, no grad, no events."""
+        output = predict(self.model, as_input(x), self.device, item_ndim(self.dls.train))
+        kind = activation(self.loss_func)
+        return output if kind is None else decode(logits(output), kind)
 
     def save(self, name, with_opt: bool = True, with_state: bool = False) -> Path:  # path/model_dir/<name>.pth
         return checkpoint.save(self, name, with_opt, with_state)  # with_state: all a resume needs; rank 0 writes
