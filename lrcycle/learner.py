@@ -48,14 +48,15 @@ from .checks import (
     learner_layer_groups,
     wd_or_wds,
 )
-from .evaluation import end_validation, eval_batches, predictions
+from .evaluation import end_validation, eval_batches, output_shapes, predictions, shape_of
 from .hyper import build_optimizer, set_hypers
 from .interrupt import guarded, held_sigint, holds_sigint
-from .layers import bn_param_ids, freeze_groups, single_group
+from .layers import Summary, blocks_table, bn_param_ids, freeze_groups, single_group, summary_text, top_level_blocks
 from .prediction import activation, as_input, decode, item_ndim, predict
 from .preview import preview_call
 from .range_test import run_range_test
 from .recorder import Recorder
+from .rng import rng_state, set_rng_state
 from .training_state import plain_names
 from .tuning import TUNE_BUDGET, TUNE_FACTORS, TUNE_MARGIN
 
@@ -355,6 +356,19 @@ class Learner:
         output = predict(self.model, as_input(x), self.device, item_ndim(self.dls.train))
         kind = activation(self.loss_func)
         return output if kind is None else decode(logits(output), kind)
+
+    def summary(self) -> Summary:
+        """Per top-level block of the model: its output shape on one training batch, its parameters, whether
+        they train, its layer groups; then the totals. Printable text (`.table`: the rows as a DataFrame).
+        Nothing changes: the model's modes, grad mode and every RNG (drawing the batch shuffles) come back."""
+        model = distributed.unwrap(self.model)
+        blocks = top_level_blocks(model)
+        with guarded(rng_state, set_rng_state):
+            batch = next(iter(self.dls.train))
+            shapes = output_shapes(self.model, [block for _, block in blocks], batch, self.device, self.n_inp)
+        inputs = shape_of(split(batch, self.n_inp)[0])
+        title = f"{type(model).__name__}, one batch of inputs {'-' if inputs is None else list(inputs)}"
+        return summary_text(title, blocks_table(blocks, shapes, self.layer_groups), model, self.n_groups)
 
     def save(self, name, with_opt: bool = True, with_state: bool = False) -> Path:  # path/model_dir/<name>.pth
         return checkpoint.save(self, name, with_opt, with_state)  # with_state: all a resume needs; rank 0 writes
