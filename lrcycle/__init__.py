@@ -18,6 +18,7 @@ from .callbacks.averaging import CycleAverage
 from .callbacks.checkpointing import Checkpoint
 from .callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from .callbacks.gradient_clip import GradientClip
+from .callbacks.loggers import CSVLogger, TensorBoardCallback
 from .callbacks.loss_check import NonFiniteLossWarning
 from .callbacks.lr_finder import LRFinderCallback
 from .callbacks.mixed_precision import MixedPrecision
@@ -47,13 +48,10 @@ from .scheduler import scheduler
 from .transfer import transfer_learner
 
 __all__ = [
-    "WSDCallback",
-    "SGDRCallback",
-    "OneCycleCallback",
-    "FlatCosCallback",
-    "CyclicLRCallback",
-    "CircularLRCallback",
+    "CSVLogger",
     "CircularLRBetaCallback",
+    "CircularLRCallback",
+    "CyclicLRCallback",
     "EVENTS",
     "Callback",
     "CancelBatchException",
@@ -67,6 +65,7 @@ __all__ = [
     "CycleSnapshotCallback",
     "DataLoaders",
     "EarlyStoppingCallback",
+    "FlatCosCallback",
     "GradientAccumulation",
     "GradientClip",
     "LRFinderCallback",
@@ -74,12 +73,16 @@ __all__ = [
     "MixedPrecision",
     "NonFiniteLossWarning",
     "NothingToPlotWarning",
+    "OneCycleCallback",
     "ParamScheduler",
     "ProgressCallback",
     "Recorder",
+    "SGDRCallback",
     "SaveModelCallback",
+    "TensorBoardCallback",
     "TerminateOnNaNCallback",
     "TrackerCallback",
+    "WSDCallback",
     "accuracy",
     "batches",
     "digits",

@@ -20,6 +20,7 @@ ORDER = {
     "distributed": 40,
     "recorder": 50,
     "progress": 60,
+    "logger": 62,
     "averaging": 65,
     "tracker": 70,
     "early_stopping": 80,
@@ -48,6 +49,7 @@ ORDER = {
   recorder reads them.
 - `recorder`: records the iteration and writes each epoch's row (the Recorder only observes).
 - `progress`: draws the bars and the epoch table from what the recorder wrote.
+- `logger`: writes the epoch's row and iterations (CSV, TensorBoard) from what the recorder wrote.
 - `averaging`: weight averaging at cycle ends, after the recorder, before the snapshots are saved.
 - `tracker`: reads the recorded values: best-model saving, cycle snapshots, the range test's stop.
 - `early_stopping`: may end the fit, so it runs after the epoch is recorded and saved.

@@ -1,0 +1,134 @@
+"""Loggers: the recorder's traces written out as a fit goes, a CSV file of epochs and TensorBoard event files.
+
+Both read `learn.recorder` at the end of each epoch (after it has flushed the epoch's losses), so they add no
+host-device sync to an iteration, and neither writes during a range test.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from ..callback import ORDER, Callback
+from ..checks import check_flag
+from ..hyper import get_mom
+from .lr_finder import LRFinderCallback
+
+
+def _in_range_test(learn) -> bool:
+    return any(isinstance(cb, LRFinderCallback) for cb in learn.cbs)
+
+
+def format_time(seconds: float) -> str:
+    """fastai's epoch time: `mm:ss`, or `h:mm:ss` from an hour on."""
+    t = int(seconds)
+    h, m, s = t // 3600, (t // 60) % 60, t % 60
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def format_value(value) -> str:
+    """fastai's CSV cell: an int as it is, a float with 6 decimals, a missing value (NaN) as `#na#`."""
+    if isinstance(value, int):
+        return str(value)
+    return "#na#" if value is None or math.isnan(value) else f"{value:.6f}"
+
+
+class CSVLogger(Callback):
+    """fastai's CSV log: `learn.path/fname` gets the header `epoch,train_loss,valid_loss,<metrics>,time`, then
+    one row per epoch, written and flushed as the epoch ends (a crash keeps the rows so far). `append=True`
+    adds to an existing file (the header only when it is new). `learn.fit(3, 0.1, cbs=[CSVLogger()])`.
+    """
+
+    order = ORDER["logger"]
+
+    def __init__(self, fname="history.csv", append: bool = False):
+        self.fname, self.append, self.file = Path(fname), check_flag(append, "append"), None
+
+    def before_fit(self, learn) -> None:
+        if _in_range_test(learn):
+            return
+        self.path = learn.path / self.fname
+        new = not (self.append and self.path.exists() and self.path.stat().st_size > 0)
+        self.file = self.path.open("a" if self.append else "w")
+        if new:
+            names = ["epoch", "train_loss", "valid_loss", *learn.recorder.metric_names, "time"]
+            self.file.write(",".join(names) + "\n")
+            self.file.flush()
+
+    def after_epoch(self, learn) -> None:
+        if self.file is None:
+            return
+        row = learn.recorder.epochs[-1]
+        names = ["epoch", "train_loss", "valid_loss", *learn.recorder.metric_names]
+        cells = [format_value(row[name]) for name in names] + [format_time(row["time"])]
+        self.file.write(",".join(cells) + "\n")
+        self.file.flush()
+
+    def cleanup_fit(self, learn) -> None:
+        """Closes the file on every exit of the fit, Ctrl-C included."""
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def read_log(self) -> pd.DataFrame:
+        """The file as a DataFrame (`#na#` read as NaN)."""
+        return pd.read_csv(self.path, na_values=["#na#"])
+
+
+class TensorBoardCallback(Callback):
+    """TensorBoard event files in `log_dir` (None: `runs/<date>_<host>`, as `SummaryWriter` picks): per
+    iteration `train_loss`, `smooth_loss`, `lr_<g>` and `mom_<g>` for every layer group g (step: the iteration);
+    per epoch `valid_loss` and each metric (step: the iterations done). Iterations are written at the epoch's
+    end from the recorder, with no sync per iteration. Needs `pip install lrcycle[tensorboard]`.
+    `learn.fit_one_cycle(3, 0.1, cbs=[TensorBoardCallback('runs/one')])`.
+    """
+
+    order = ORDER["logger"]
+
+    def __init__(self, log_dir=None):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as error:
+            raise ImportError("TensorBoardCallback needs tensorboard: pip install 'lrcycle[tensorboard]'") from error
+        self.log_dir, self.writer_class, self.writer = log_dir, SummaryWriter, None
+
+    def before_fit(self, learn) -> None:
+        if _in_range_test(learn):
+            return
+        self.writer = self.writer_class(log_dir=None if self.log_dir is None else str(self.log_dir))
+        self.written = len(learn.recorder.iters)  # iterations already written (a resumed fit has some)
+        self.group_moms = []  # momenta of every group, when there are several (the recorder keeps the last's)
+
+    def after_batch(self, learn) -> None:
+        """Only with several layer groups: each group's momentum (host floats, no sync)."""
+        if self.writer is not None and learn.training and learn.stepped and len(learn.opt.param_groups) > 1:
+            self.group_moms.append([get_mom(group) for group in learn.opt.param_groups])
+
+    def after_epoch(self, learn) -> None:
+        if self.writer is None:
+            return
+        rec, add = learn.recorder, self.writer.add_scalar
+        new = range(self.written, len(rec.iters))
+        moms = self.group_moms if len(self.group_moms) == len(new) else [[m] for m in rec.moms[self.written :]]
+        for k, i in enumerate(new):
+            step = rec.iters[i]
+            add("train_loss", rec.losses[i], step)
+            add("smooth_loss", rec.smooth_losses[i], step)
+            for g, trace in enumerate(rec.group_lrs):
+                add(f"lr_{g}", trace[i], step)
+            for g, mom in enumerate(moms[k]):
+                if mom is not None:
+                    add(f"mom_{g}", mom, step)
+        self.written, self.group_moms = len(rec.iters), []
+        row = rec.epochs[-1]
+        for name in ["valid_loss", *rec.metric_names]:
+            if not math.isnan(row[name]):
+                add(name, row[name], learn.train_iter)
+        self.writer.flush()
+
+    def cleanup_fit(self, learn) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
