@@ -261,14 +261,18 @@ class Learner:
         if self.n_groups == 1:
             raise ValueError("fine_tune: this model has a single layer group, so there is no body to freeze; pass "
                              "a splitter to Learner(splitter=...), or use fit_one_cycle")  # fmt: skip
-        planned = [
-            plans.plan_call(self.plan_defaults(kw.get("cbs")), "fit_one_cycle", args, kw)[0] for _, args, kw in phases
-        ]  # every argument of both fits checked before anything changes
+        planned = [self._checked_plan("fit_one_cycle", args, kw) for _, args, kw in phases]  # before any freeze
         first = 0 if resume is None else resume_fit.saved_phase(self, resume, planned)
         for k, (freeze_to, args, kw) in enumerate(phases[first:], start=first):
             with held_sigint():  # never half frozen
                 self.freeze_to(freeze_to)
             self.fit_one_cycle(*args, **kw, resume=resume if k == first else None)
+
+    def _checked_plan(self, method: str, args, kwargs: dict):
+        """The schedule `learn.<method>(*args, **kwargs)` would run, its arguments and callbacks checked."""
+        schedule, fit_args = plans.plan_call(self.plan_defaults(kwargs.get("cbs")), method, args, kwargs)
+        fit_scheduler(schedule, [*self.cbs, *check_cbs(fit_args.get("cbs"))])  # one scheduler callback at most
+        return schedule
 
     def plan_defaults(self, cbs=None) -> plans.PlanDefaults:
         """What a plan reads from the learner: group count, default lr and momenta, steps an epoch."""

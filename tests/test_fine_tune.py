@@ -22,7 +22,7 @@ from test_ctrl_c import (
 )
 from test_schedules_fit import N_ITER, close
 
-from lrcycle import Callback, Checkpoint, Learner, sequential_splitter
+from lrcycle import Callback, Checkpoint, Learner, OneCycleCallback, sequential_splitter
 from lrcycle.checks import spread
 from lrcycle.hyper import get_lrs, get_moms
 
@@ -120,6 +120,7 @@ def test_the_frozen_fit_leaves_the_body_as_it_was():
         ({"pct_start": 1.5}, "pct_start"),
         ({"div": 0}, "div"),
         ({"moms": (0.9,)}, "moms"),
+        ({"cbs": [OneCycleCallback()]}, "OneCycleCallback"),  # a second schedule in the fits
     ],
 )
 def test_bad_arguments_change_nothing(kwargs, message):
