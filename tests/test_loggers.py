@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import make_dls, make_mlp
 
-from lrcycle import Callback, CSVLogger, Learner, TensorBoardCallback, accuracy, sequential_splitter
+from lrcycle import Callback, Checkpoint, CSVLogger, Learner, TensorBoardCallback, accuracy, sequential_splitter
 
 N_ITER = 6  # 96 / 16
 
@@ -125,3 +125,25 @@ def test_tensorboard_writes_each_groups_own_momentum(tmp_path):
     got = scalars(tmp_path / "tb")
     assert got["mom_0"][1] == f32([0.5] * N_ITER) and got["mom_1"][1] == f32([0.9] * N_ITER)
     assert "accuracy" not in got and got["valid_loss"][0] == [N_ITER]
+
+
+def test_a_resumed_fit_writes_the_same_csv_as_the_uninterrupted_one(tmp_path):
+    from conftest import make_dls as dls_of
+
+    def learner(path):
+        torch.manual_seed(0)
+        return Learner(dls_of(), make_mlp(), metrics=[accuracy], progress=False, path=path, device="cpu")
+
+    whole = learner(tmp_path / "whole")
+    whole.fit_one_cycle(4, 0.05, cbs=[CSVLogger()])
+    cut = learner(tmp_path / "cut")
+    with pytest.raises(RuntimeError, match="crash"):
+        cut.fit_one_cycle(
+            4, 0.05, cbs=[CSVLogger(), Checkpoint("ck", every=2), RowsSoFar(tmp_path / "cut" / "history.csv", 3)]
+        )
+    assert len(read_rows(tmp_path / "cut" / "history.csv")) == 1 + 3
+    learner(tmp_path / "cut").fit_one_cycle(4, 0.05, cbs=[CSVLogger(), Checkpoint("ck", every=2)], resume="ck")
+    without_time = lambda rows: [row[:-1] for row in rows]  # noqa: E731
+    assert without_time(read_rows(tmp_path / "cut" / "history.csv")) == without_time(
+        read_rows(tmp_path / "whole" / "history.csv")
+    )

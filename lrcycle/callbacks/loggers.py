@@ -38,7 +38,8 @@ def format_value(value) -> str:
 class CSVLogger(Callback):
     """fastai's CSV log: `learn.path/fname` gets the header `epoch,train_loss,valid_loss,<metrics>,time`, then
     one row per epoch, written and flushed as the epoch ends (a crash keeps the rows so far). `append=True`
-    adds to an existing file (the header only when it is new). `learn.fit(3, 0.1, cbs=[CSVLogger()])`.
+    adds to an existing file (the header only when it is new). A resumed fit writes the checkpoint's epochs
+    first (with `append=True`, only the new ones). `learn.fit(0.1, 3, cbs=[CSVLogger()])`.
     """
 
     order = ORDER["logger"]
@@ -51,19 +52,26 @@ class CSVLogger(Callback):
             return
         self.path = learn.path / self.fname
         new = not (self.append and self.path.exists() and self.path.stat().st_size > 0)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.file = self.path.open("a" if self.append else "w")
         if new:
             names = ["epoch", "train_loss", "valid_loss", *learn.recorder.metric_names, "time"]
             self.file.write(",".join(names) + "\n")
             self.file.flush()
+        self.rows_written = None  # known at the first epoch, once a resumed fit has loaded its epochs
+
+    def before_epoch(self, learn) -> None:
+        if self.file is not None and self.rows_written is None:
+            self.rows_written = len(learn.recorder.epochs) if self.append else 0
 
     def after_epoch(self, learn) -> None:
         if self.file is None:
             return
-        row = learn.recorder.epochs[-1]
         names = ["epoch", "train_loss", "valid_loss", *learn.recorder.metric_names]
-        cells = [format_value(row[name]) for name in names] + [format_time(row["time"])]
-        self.file.write(",".join(cells) + "\n")
+        for row in learn.recorder.epochs[self.rows_written :]:
+            cells = [format_value(row[name]) for name in names] + [format_time(row["time"])]
+            self.file.write(",".join(cells) + "\n")
+        self.rows_written = len(learn.recorder.epochs)
         self.file.flush()
 
     def cleanup_fit(self, learn) -> None:
@@ -100,7 +108,11 @@ class TensorBoardCallback(Callback):
             return
         log_dir = None if self.log_dir is None else str(self.log_dir)
         self.writer = self.writer_class(log_dir=log_dir, max_queue=1024)  # a longer queue: no wait per event
-        self.written = len(learn.recorder.iters)  # iterations already written (a resumed fit has some)
+        self.before_epoch(learn)  # also here: an epoch may be cancelled before this callback's before_epoch
+
+    def before_epoch(self, learn) -> None:
+        """The epoch's iterations start here (a resumed fit's recorder holds the earlier ones by now)."""
+        self.written = len(learn.recorder.iters)
         self.group_moms = []  # momenta of every group, when there are several (the recorder keeps the last's)
 
     def after_batch(self, learn) -> None:
