@@ -291,7 +291,8 @@ class Learner:
         wd, cbs = wd_or_wds(wd, wds), check_cbs(cbs)  # `wds`: fastai 0.7's `wd`
         scheduler, schedule = fit_scheduler(fit_schedule, [*self.cbs, *cbs], resumed)
         check_start_epoch(start_epoch, schedule.n_epoch)
-        saving = tracking.save_callbacks(*names.values(), schedule.cycle_ends, self.dls.valid)
+        cycle_save_name, best_save_name = names["cycle_save_name"], names["best_save_name"]
+        saving = tracking.save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends, self.dls.valid)
         cbs, wds = [scheduler, *saving, *(cb for cb in cbs if cb is not scheduler)], check_wd(wd, self.n_groups)
         previous = scheduler.bind(schedule)
         try:
@@ -300,7 +301,7 @@ class Learner:
         except BaseException:
             scheduler.bind(previous)  # a refused fit leaves a passed callback as it was
             raise
-        self.fit_call = plain_names(*names.values())
+        self.fit_call = plain_names(cycle_save_name, best_save_name)
         self.opt = self.opt or self.create_opt()
         set_hypers(self.opt, schedule.lrs, wds)
         self.fit_epochs(schedule.n_epoch, cbs, start_epoch, cycle_ends=schedule.cycle_ends)
@@ -365,6 +366,7 @@ class Learner:
         """Per top-level block of the model: its output shape on one training batch, its parameters, whether
         they train, its layer groups; then the totals. Printable text (`.table`: the rows as a DataFrame).
         Nothing changes: the model's modes, grad mode and every RNG (drawing the batch shuffles) come back."""
+        check_train_loader(self.dls.train)  # one batch is needed
         model = distributed.unwrap(self.model)
         blocks = top_level_blocks(model)
         with guarded(rng_state, set_rng_state):

@@ -184,6 +184,14 @@ def test_two_schedulers_in_one_fit_are_refused_naming_both_and_nothing_changes()
         learn.fit(0.1, 2, cbs=[SGDRCallback()])
 
 
+def test_a_plain_param_scheduler_passed_to_fit_applies_its_schedule_of_the_same_length():
+    schedule = schedules.one_cycle_schedule([0.05], 2, 25.0, 1e5, 0.25, None, N_ITER)
+    lrs, moms = trace("sgd", 1, lambda learn, cbs: learn.fit(0.9, 2, cbs=[ParamScheduler(schedule), *cbs]))
+    assert lrs == [schedule(i)[0] for i in range(2 * N_ITER)] and moms == [[0.9]] * (2 * N_ITER)
+    with pytest.raises(ValueError, match="runs 2 epochs of 7 steps, this fit 3 of 7"):
+        make_learner().fit(0.9, 3, cbs=[ParamScheduler(schedule)])
+
+
 def test_bad_arguments_are_refused_when_the_callback_is_made():
     with pytest.raises(ValueError, match="pct_start"):
         OneCycleCallback(pct_start=1.5)

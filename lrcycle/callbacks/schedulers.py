@@ -263,4 +263,10 @@ def fit_scheduler(fit: Schedule, cbs, resumed: bool = False) -> tuple[ParamSched
             f"cbs: this fit form's schedule is applied by its own {own}, and {type(cb).__name__} was passed too; "
             f"pass {type(cb).__name__} to learn.fit(lr, n_epoch, cbs=[...]) without cycle_len, or drop it"
         )
-    return cb, cb.plan(fit)
+    planned = cb.plan(fit)
+    if (planned.n_epoch, planned.steps_per_epoch) != (fit.n_epoch, fit.steps_per_epoch):
+        raise ValueError(
+            f"cbs: {type(cb).__name__}'s schedule runs {planned.n_epoch} epochs of {planned.steps_per_epoch} steps, "
+            f"this fit {fit.n_epoch} of {fit.steps_per_epoch}; build the schedule for this fit's length"
+        )
+    return cb, planned
