@@ -197,8 +197,12 @@ def test_bad_arguments_are_refused_when_the_callback_is_made():
         OneCycleCallback(pct_start=1.5)
     with pytest.raises(ValueError, match="moms"):
         OneCycleCallback(moms=(0.9, 0.8))
-    with pytest.raises(ValueError, match="cut_div"):
+    with pytest.raises(ValueError, match=r"^cut_div: must be in \[1.0, inf\)"):
         CircularLRCallback(32, 0.5)
+    with pytest.raises(ValueError, match="^moms"):
+        CircularLRCallback(moms=(0.95,))
+    with pytest.raises(ValueError, match="^pct"):
+        CircularLRBetaCallback(10, 100)
     with pytest.raises(ValueError, match="cycle_len"):
         SGDRCallback(0)
     with pytest.raises(ValueError, match="mode"):

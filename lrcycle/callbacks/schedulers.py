@@ -9,7 +9,7 @@ schedule; `learn.preview` asks it too, so what is previewed is what is trained.
 from __future__ import annotations
 
 from .. import plans, schedules
-from ..checks import check_clr, check_moms, check_number, check_positive_int, spread
+from ..checks import check_moms, check_number, check_positive_int, spread
 from ..schedules import Schedule
 from .param_scheduler import ParamScheduler
 
@@ -82,7 +82,11 @@ class CircularLRCallback(ParamScheduler):
     """
 
     def __init__(self, div=4, cut_div=8, moms=None, cycle_len=None, cycle_mult=1):
-        self.div, self.cut_div, self.moms = check_clr((div, cut_div, *(moms or ())), "use_clr")
+        self.div, self.cut_div = (
+            check_number(div, "div", 0.0),
+            check_number(cut_div, "cut_div", 1.0, closed=(True, False)),
+        )
+        self.moms = None if moms is None else check_moms(moms, 2)
         self.cycle_len = None if cycle_len is None else check_positive_int(cycle_len, "cycle_len")
         self.cycle_mult = check_positive_int(cycle_mult, "cycle_mult")
         self.schedule = None
@@ -106,7 +110,8 @@ class CircularLRBetaCallback(ParamScheduler):
     """
 
     def __init__(self, div=10, pct=10, moms=None, cycle_len=None, cycle_mult=1):
-        self.div, self.pct, self.moms = check_clr((div, pct, *(moms or ())), "use_clr_beta")
+        self.div, self.pct = check_number(div, "div", 0.0), check_number(pct, "pct", 0.0, 100.0, closed=(True, False))
+        self.moms = None if moms is None else check_moms(moms, 2)
         self.cycle_len = None if cycle_len is None else check_positive_int(cycle_len, "cycle_len")
         self.cycle_mult = check_positive_int(cycle_mult, "cycle_mult")
         self.schedule = None
