@@ -23,7 +23,8 @@ Three measures, printed as three tables:
    one-parameter model returning its parameter, a loss whose backward does nothing, an optimizer whose step
    does nothing), in microseconds, minimum over the repeats; the difference is what the Learner's events,
    callbacks and recorder add to each iteration, whatever the model. Table 2's "from the fixed cost" column
-   is 1 + (that difference) x (raw it/s).
+   is 1 + (that difference) x (raw it/s). The loggers' columns are what `CSVLogger` and `TensorBoardCallback`
+   add to the Learner's own cost (progress off), their epoch-end writing included.
 
 Time is this process's CPU time by default (single-threaded, so it is the work done, and it does not count
 the time the scheduler gives other processes on a shared machine); `--wall` uses wall-clock time.
@@ -44,13 +45,14 @@ import math
 import os
 import random
 import statistics
+import tempfile
 import time
 from functools import partial
 
 import torch
 from torch import nn
 
-from lrcycle import DataLoaders, Learner, digits_cnn, digits_mlp
+from lrcycle import CSVLogger, DataLoaders, Learner, TensorBoardCallback, digits_cnn, digits_mlp
 from lrcycle.demo.data import digits_arrays
 
 LR = 0.01
@@ -328,18 +330,22 @@ def fixed_cost(repeats, clock, n_batches=2000):
             opt.zero_grad()
             losses.append(loss.item())
 
-    def fit(progress):
+    def fit(progress, logger=None):
         learn = Learner(
             DataLoaders(batches, None, loss_func),
             _NullModel(),
             opt_func=_NullOpt,
             progress=progress,
             device="cpu",
+            path=log_dir,
         )
         with contextlib.redirect_stdout(io.StringIO()):
-            learn.fit(LR, 1)
+            learn.fit(LR, 1, cbs=None if logger is None else [logger()])
 
-    runs = {"raw": raw, "off": partial(fit, False), "bar": partial(fit, True)}
+    log_dir = tempfile.mkdtemp()
+    tensorboard = partial(TensorBoardCallback, log_dir)
+    runs = {"raw": raw, "off": partial(fit, False), "bar": partial(fit, True),
+            "csv": partial(fit, False, CSVLogger), "tb": partial(fit, False, tensorboard)}  # fmt: skip
     times = {name: [] for name in runs}
     for _ in range(repeats + 1):  # the first round is a warm-up
         for name, f in runs.items():
@@ -377,11 +383,13 @@ def main(argv=None) -> None:
     us = fixed_cost(max(repeats, 5), clock)
     separate_table([bench(m, bs, repeats, seconds, clock) for m, bs in models], (us["off"] - us["raw"]) / 1e6)
     print()
-    print("| fixed cost per iteration | raw loop | lrcycle, progress off | lrcycle, bar on |")
-    print("|---|---|---|---|")
+    columns = "raw loop | lrcycle, progress off | lrcycle, bar on | + CSVLogger | + TensorBoard"
+    print(f"| fixed cost per iteration | {columns} |")
+    print("|---|---|---|---|---|---|")
     print(
         f"| microseconds | {us['raw']:.1f} | {us['off']:.1f} (+{us['off'] - us['raw']:.1f}) "
-        f"| {us['bar']:.1f} (+{us['bar'] - us['raw']:.1f}) |"
+        f"| {us['bar']:.1f} (+{us['bar'] - us['raw']:.1f}) | {us['csv']:.1f} (+{us['csv'] - us['off']:.1f}) "
+        f"| {us['tb']:.1f} (+{us['tb'] - us['off']:.1f}) |"
     )
 
 

@@ -20,10 +20,20 @@ from .callbacks.averaging import CycleAverage
 from .callbacks.checkpointing import Checkpoint
 from .callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from .callbacks.gradient_clip import GradientClip
+from .callbacks.loggers import CSVLogger, TensorBoardCallback
 from .callbacks.lr_finder import LRFinderCallback
 from .callbacks.mixed_precision import MixedPrecision
 from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
+from .callbacks.schedulers import (
+    CircularLRBetaCallback,
+    CircularLRCallback,
+    CyclicLRCallback,
+    FlatCosCallback,
+    OneCycleCallback,
+    SGDRCallback,
+    WSDCallback,
+)
 from .callbacks.tracking import CycleSnapshotCallback, SaveModelCallback, TrackerCallback
 from .data import DataLoaders
 from .demo import digits
@@ -42,6 +52,10 @@ from .transfer import transfer_learner
 from .validate import spread
 
 __all__ = [
+    "CSVLogger",
+    "CircularLRBetaCallback",
+    "CircularLRCallback",
+    "CyclicLRCallback",
     "EVENTS",
     "Callback",
     "CancelBatchException",
@@ -55,6 +69,7 @@ __all__ = [
     "CycleSnapshotCallback",
     "DataLoaders",
     "EarlyStoppingCallback",
+    "FlatCosCallback",
     "GradientAccumulation",
     "GradientClip",
     "LRFinderCallback",
@@ -63,12 +78,16 @@ __all__ = [
     "MixedPrecision",
     "NonFiniteLossWarning",
     "NothingToPlotWarning",
+    "OneCycleCallback",
     "ParamScheduler",
     "ProgressCallback",
     "Recorder",
+    "SGDRCallback",
     "SaveModelCallback",
+    "TensorBoardCallback",
     "TerminateOnNaNCallback",
     "TrackerCallback",
+    "WSDCallback",
     "accuracy",
     "accuracy_multi",
     "batches",

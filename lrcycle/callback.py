@@ -20,6 +20,7 @@ ORDER = {
     "distributed": 40,
     "recorder": 50,
     "progress": 60,
+    "logger": 62,
     "averaging": 65,
     "tracker": 70,
     "early_stopping": 80,
@@ -46,6 +47,7 @@ ORDER = {
   recorder reads them.
 - `recorder`: records the iteration and writes each epoch's row (the Recorder only observes).
 - `progress`: draws the bars and the epoch table from what the recorder wrote.
+- `logger`: writes the epoch's row and iterations (CSV, TensorBoard) from what the recorder wrote.
 - `averaging`: weight averaging at cycle ends, after the recorder, before the snapshots are saved.
 - `tracker`: reads the recorded values: best-model saving, cycle snapshots, the range test's stop.
 - `early_stopping`: may end the fit, so it runs after the epoch is recorded and saved.
@@ -324,13 +326,15 @@ def check_cbs(cbs, name: str = "cbs") -> list:
     return list(cbs)
 
 
-def check_fit_start(learn, cbs) -> list:
+def check_fit_start(learn, cbs, sitting_out=()) -> list:
     """What a fit or range test checks before it changes anything: its callbacks (`check_cbs`), the learner's
-    metrics, then every taking-part callback's own `check(learn)` (its arguments against this learner).
-    Returns the call's callbacks as a list."""
+    metrics, then every taking-part callback's own `check(learn)` (its arguments against this learner; the
+    learner's callbacks in `sitting_out` take no part). Returns the call's callbacks as a list."""
     cbs = check_cbs(cbs)
     check_metrics(learn.metrics)
     for cb in [*learn.cbs, *cbs]:
+        if any(cb is out for out in sitting_out):
+            continue
         check = getattr(cb, "check", None)
         if callable(check):
             check(learn)

@@ -16,11 +16,11 @@ from .interrupt import guarded
 
 class EvalBatches:
     """`dl`'s batches (any shape `batches.py` knows), every tensor in them moved to `device`, with what
-    evaluation changed: the model's train/eval mode and torch's grad mode before it."""
+    evaluation changed: every module's train/eval mode (a model may mix them) and torch's grad mode before it."""
 
     def __init__(self, model: nn.Module, dl: Iterable, device: torch.device):
         self.model, self.dl, self.device = model, dl, device
-        self.was_training, self.grad_was_enabled = model.training, torch.is_grad_enabled()
+        self.modes, self.grad_was_enabled = [(m, m.training) for m in model.modules()], torch.is_grad_enabled()
 
     def __iter__(self) -> Iterator:
         return (to_device(batch, self.device) for batch in self.dl)
@@ -30,7 +30,7 @@ def eval_batches(model: nn.Module, dl: Iterable, device: torch.device):
     """`with eval_batches(model, dl, device) as batches: for batch in batches: ...`
 
     Inside the block the model is in eval mode and gradients are off; `batches` yields `dl`'s batches, every
-    tensor in them moved to `device`. The model's previous train/eval mode and the grad mode come back on
+    tensor in them moved to `device`. Each module's previous train/eval mode and the grad mode come back on
     every exit (the end, a `break`, an exception, Ctrl-C): switching both ways is a critical section
     (`interrupt.guarded`), so Ctrl-C can never leave gradients off for the rest of the process.
     """
@@ -46,7 +46,8 @@ def _start_eval(model: nn.Module, dl: Iterable, device: torch.device) -> EvalBat
 
 def _end_eval(batches: EvalBatches) -> None:
     torch.set_grad_enabled(batches.grad_was_enabled)
-    batches.model.train(batches.was_training)
+    for module, training in batches.modes:
+        module.training = training
 
 
 def loss_sums(model: nn.Module, dl: Iterable, device: torch.device, loss_func, n_inp=None) -> torch.Tensor:
@@ -95,3 +96,37 @@ def end_validation(learn, was_training: bool) -> None:
     """What `learn.validate()` puts back on every exit: the model's train/eval mode; the last batch let go."""
     learn.model.train(was_training)
     learn.xb = learn.yb = learn.pred = learn.loss = None
+
+
+def output_shapes(model: nn.Module, blocks: list[nn.Module], batch, device: torch.device, n_inp=None) -> list:
+    """The shape of each block's output when `model` runs on `batch` (eval mode, no grad, nothing else changes:
+    forward hooks are removed on every exit); None for a block the forward pass did not call."""
+    shapes = [None] * len(blocks)
+
+    def recorder(k):
+        def hook(module, inputs, output):
+            shapes[k] = shape_of(output)
+
+        return hook
+
+    def add_hooks():
+        return [block.register_forward_hook(recorder(k)) for k, block in enumerate(blocks)]
+
+    def remove_hooks(handles):
+        for handle in handles:
+            handle.remove()
+
+    with guarded(add_hooks, remove_hooks), eval_batches(model, [batch], device) as batches:
+        for moved in batches:
+            B.forward(model, B.split(moved, n_inp)[0])
+    return shapes
+
+
+def shape_of(output):
+    """A block's output shape: a tensor's, a tuple's first item's, or the logits' of an output that has them."""
+    if isinstance(output, torch.Tensor):
+        return tuple(output.shape)
+    if isinstance(output, (tuple, list)):
+        return shape_of(output[0]) if output else None
+    field = B.output_field(output, "logits")
+    return tuple(field.shape) if isinstance(field, torch.Tensor) else None

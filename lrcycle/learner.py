@@ -1,8 +1,9 @@
 """The Learner: owns model, optimizer, data and counters, runs the loop and fires the events.
 
 Its entry points are short and parallel: each fit form checks its arguments and builds a schedule
-(`plans.py`), then runs the loop with the one callback that applies it; `lr_find` hands over to
-`range_test.py`. Argument checks live in `checks.py`, saving in `checkpoint.py`.
+(`schedules/forms.py`), then runs the loop with the one callback that applies it; `lr_find` hands over to
+`finder/driver.py`. Argument checks live in `validate.py` and beside the part they guard, saving in
+`state/checkpoint.py`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .batches import (
     compute_loss,
     first_forward,
     forward,
+    logits,
     module_to,
     resolve_loss_func,
     split,
@@ -42,27 +44,31 @@ from .callbacks.mixed_precision import MixedPrecision
 from .callbacks.param_scheduler import ParamScheduler
 from .callbacks.progress import ProgressCallback
 from .callbacks.schedule_free import ScheduleFreeSwitch
+from .callbacks.schedulers import NAMED
 from .callbacks.tracking import CycleSnapshotCallback, SaveModelCallback
-from .evaluation import end_validation, eval_batches, predictions
+from .evaluation import end_validation, eval_batches, output_shapes, predictions, shape_of
 from .finder import tune as tuning
 from .finder.driver import run_range_test
 from .finder.tune import TUNE_BUDGET, TUNE_FACTORS, TUNE_MARGIN
-from .interrupt import guarded, holds_sigint
+from .interrupt import guarded, held_sigint, holds_sigint
 from .layers import bn_param_ids, freeze_groups, learner_layer_groups, single_group
 from .optim import build_optimizer, eval_weights, has_modes, set_hypers
-from .prediction import item_ndim, predict
+from .prediction import activation, as_input, decode, item_ndim, predict
 from .recorder import Recorder
 from .schedules import forms
-from .schedules.preview import preview_call
+from .schedules.preview import preview_schedule
+from .schedules.schedule import Schedule
 from .state import checkpoint
 from .state import resume as resume_fit
-from .state.checkpoint import check_name
+from .state.rng import rng_state, set_rng_state
 from .state.training_state import plain_names
+from .summary import Summary, blocks_table, summary_text, top_level_blocks
 from .validate import (
     check_hypers,
     check_learner_args,
     check_metrics,
     check_n_inp,
+    check_name,
     check_positive_int,
     check_start_epoch,
     check_train_loader,
@@ -280,19 +286,56 @@ class Learner:
         args = (n_epoch, lr_max, warmup, decay, decay_shape, div, div_final, moms, warmup_epochs, decay_epochs)
         self._fit(forms.fit_wsd, args, **kwargs)
 
+    def fine_tune(self, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, **kwargs):
+        """fastai's `fine_tune`: frozen, `freeze_epochs` of one cycle on the head at `base_lr`; then unfrozen,
+        `epochs` at `slice(base_lr/2/lr_mult, base_lr/2)` (`forms.fine_tune_phases`). `resume=name` goes on
+        from a checkpoint of either fit; `kwargs` go to both `fit_one_cycle` calls."""
+        resume = kwargs.pop("resume", None)
+        phases = forms.fine_tune_phases(epochs, base_lr, freeze_epochs, lr_mult, pct_start, div, kwargs)
+        if self.n_groups == 1:
+            raise ValueError("fine_tune: this model has a single layer group, so there is no body to freeze; pass "
+                             "a splitter to Learner(splitter=...), or use fit_one_cycle")  # fmt: skip
+        planned = [self._planned("fit_one_cycle", args, kw)[0] for _, args, kw in phases]  # before any freeze
+        first = 0 if resume is None else resume_fit.saved_phase(self, resume, planned)
+        for k, (freeze_to, args, kw) in enumerate(phases[first:], start=first):
+            with held_sigint():  # never half frozen
+                self.freeze_to(freeze_to)
+            self.fit_one_cycle(*args, **kw, resume=resume if k == first else None)
+
+    def _planned(self, method: str, args, kwargs: dict):
+        """`(the fit form's schedule, the schedule its scheduler callback applies, the call's other arguments)`
+        for `learn.<method>(*args, **kwargs)`, every argument and callback checked; nothing changes."""
+        schedule, fit_args = forms.plan_call(self.plan_defaults(kwargs.get("cbs")), method, args, kwargs)
+        _, applied = fit_scheduler(schedule, [*self.cbs, *check_cbs(fit_args.get("cbs"))])  # one at most
+        return schedule, applied, fit_args
+
     def plan_defaults(self, cbs=None) -> forms.PlanDefaults:
         """What a plan reads from the learner: group count, default lr and momenta, steps an epoch."""
         return forms.PlanDefaults(self.n_groups, self.lr, self.moms, self.steps_per_epoch(check_cbs(cbs)))
 
     def _fit(self, plan, args, wd=None, cbs=None, cycle_save_name=None, best_save_name=None, start_epoch=0,
              wds=None, resume=None) -> None:  # fmt: skip
-        """What every fit form does: its plan's schedule, every check, the optimizer, then the loop."""
-        schedule, wd = plan(self.plan_defaults(cbs), *args), wd_or_wds(wd, wds)  # `wds`: fastai 0.7's `wd`
+        """What every fit form does: its plan's schedule, the callback applying it, every check, then the loop."""
+        fit_schedule = plan(self.plan_defaults(cbs), *args)
+        names = {"cycle_save_name": cycle_save_name, "best_save_name": best_save_name}
+        self._run_fit(fit_schedule, False, wd, wds, cbs, names, start_epoch, resume)
+
+    def _run_fit(self, fit_schedule, resumed: bool, wd, wds, cbs, names: dict, start_epoch: int, resume) -> None:
+        """`fit_schedule` applied by its callback (the fit form's own, or one passed in `cbs`: `fit_scheduler`),
+        every check, the optimizer, then the loop. `resumed`: `fit_schedule` is a checkpoint's, kept as it is."""
+        wd, cbs = wd_or_wds(wd, wds), check_cbs(cbs)  # `wds`: fastai 0.7's `wd`
+        scheduler, schedule = fit_scheduler(fit_schedule, [*self.cbs, *cbs], resumed)
         check_start_epoch(start_epoch, schedule.n_epoch)
+        cycle_save_name, best_save_name = names["cycle_save_name"], names["best_save_name"]
         saving = save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends, self.dls.valid)
-        cbs, wds = [ParamScheduler(schedule), *saving, *check_cbs(cbs)], check_wd(wd, self.n_groups)
-        check_fit_start(self, cbs)  # before the optimizer is built or any lr set
-        cbs, start_epoch = resume_fit.prepare(self, resume, cbs, start_epoch)  # the whole checkpoint checked first
+        cbs, wds = [scheduler, *saving, *(cb for cb in cbs if cb is not scheduler)], check_wd(wd, self.n_groups)
+        previous = scheduler.bind(schedule)
+        try:
+            check_fit_start(self, cbs)  # before the optimizer is built or any lr set
+            cbs, start_epoch = resume_fit.prepare(self, resume, cbs, start_epoch)  # the whole checkpoint checked first
+        except BaseException:
+            scheduler.bind(previous)  # a refused fit leaves a passed callback as it was
+            raise
         self.fit_call = plain_names(cycle_save_name, best_save_name)
         self.opt = self.opt or self.create_opt()
         set_hypers(self.opt, schedule.lrs, wds)
@@ -301,7 +344,7 @@ class Learner:
     def resume(self, name, cbs=None) -> None:
         """Go on with the fit a `save(name, with_state=True)` came from, exactly; pass that fit's `cbs` again."""
         schedule, names = resume_fit.saved_fit(self, name)
-        self._fit(lambda defaults: schedule, (), cbs=cbs, resume=name, **names)
+        self._run_fit(schedule, True, None, None, cbs, names, 0, name)
 
     def lr_find(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, linear=False, suggest_funcs=None,
                 show_plot=False, n_repeats=1):  # fmt: skip
@@ -315,7 +358,8 @@ class Learner:
 
     def preview(self, method, *args, plot: bool = False, **kwargs):
         """What `learn.<method>(*args, **kwargs)` would set per step, as `recorder.iter_df()` rows; nothing changes."""
-        return preview_call(self, method, args, kwargs, plot)
+        _, schedule, fit_args = self._planned(method, args, kwargs)
+        return preview_schedule(self, schedule, fit_args, plot)
 
     def distrib_ctx(self):
         """Under torchrun, train data-parallel inside this `with` block; outside torchrun it does nothing."""
@@ -329,11 +373,17 @@ class Learner:
             self._run_validation(dl)
         return list(self.recorder.last_valid)
 
-    def get_preds(self, dl=None, with_input: bool = False):
-        """(predictions, targets) over `dl` (default the validation loader), model in eval mode, no events."""
+    def get_preds(self, dl=None, with_input: bool = False, with_decoded: bool = False):
+        """(predictions, targets) over `dl` (default the validation loader), model in eval mode, no events;
+        `inputs` first with `with_input`, the decoded classes (a regressor's: its predictions) last with
+        `with_decoded`. Predictions are the model's outputs (logits for a classifier)."""
         dl = check_valid_loader(self.dls.valid if dl is None else dl)
         with eval_weights(self):  # a schedule-free optimizer's evaluation weights
-            return predictions(self.model, dl, self.device, with_input, self.n_inp)
+            out = predictions(self.model, dl, self.device, with_input, self.n_inp)
+        if not with_decoded:
+            return out
+        kind = activation(self.loss_func)
+        return (*out, out[-2] if kind is None else decode(out[-2], kind)[0])
 
     def to_bf16(self) -> Learner:  # bfloat16 autocast from now on: adds MixedPrecision(torch.bfloat16)
         return self._use_mixed_precision(torch.bfloat16)
@@ -347,9 +397,27 @@ class Learner:
         self.add_cbs([MixedPrecision(dtype)])
         return self
 
-    def predict(self, x) -> torch.Tensor:
-        """The model's output for one item (shaped like a training item) or a batch: eval mode, no grad, no events."""
-        return predict(self.model, x, self.device, item_ndim(self.dls.train))
+    def predict(self, x):
+        """For one item (shaped like a training item; a tensor, numpy array or list) or a batch: a classifier's
+        `(decoded class, probabilities)`, a regressor's output (`prediction.py` says which is which, from the
+        loss function). Eval mode, no grad, no events."""
+        output = predict(self.model, as_input(x), self.device, item_ndim(self.dls.train))
+        kind = activation(self.loss_func)
+        return output if kind is None else decode(logits(output), kind)
+
+    def summary(self) -> Summary:
+        """Per top-level block of the model: its output shape on one training batch, its parameters, whether
+        they train, its layer groups; then the totals. Printable text (`.table`: the rows as a DataFrame).
+        Nothing changes: the model's modes, grad mode and every RNG (drawing the batch shuffles) come back."""
+        check_train_loader(self.dls.train)  # one batch is needed
+        model = distributed.unwrap(self.model)
+        blocks = top_level_blocks(model)
+        with guarded(rng_state, set_rng_state):
+            batch = next(iter(self.dls.train))
+            shapes = output_shapes(self.model, [block for _, block in blocks], batch, self.device, self.n_inp)
+        inputs = shape_of(split(batch, self.n_inp)[0])
+        title = f"{type(model).__name__}, one batch of inputs {'-' if inputs is None else list(inputs)}"
+        return summary_text(title, blocks_table(blocks, shapes, self.layer_groups), model, self.n_groups)
 
     def save(self, name, with_opt: bool = True, with_state: bool = False) -> Path:  # path/model_dir/<name>.pth
         return checkpoint.save(self, name, with_opt, with_state)  # with_state: all a resume needs; rank 0 writes
@@ -370,3 +438,42 @@ def save_callbacks(cycle_save_name, best_save_name, cycle_ends, valid_dl) -> lis
     if best_save_name is not None:
         cbs.append(SaveModelCallback(check_name(best_save_name, "best_save_name")))
     return cbs
+
+
+def scheduler_for(schedule: Schedule) -> ParamScheduler:
+    """The callback a fit form carries to apply `schedule`: the named one for its builder."""
+    named = NAMED.get(schedule.spec["builder"])
+    return ParamScheduler(schedule) if named is None else named.from_schedule(schedule)
+
+
+def fit_scheduler(fit: Schedule, cbs, resumed: bool = False) -> tuple[ParamScheduler, Schedule]:
+    """`(callback, schedule)` for a fit whose own schedule is `fit` and whose callbacks (the learner's and the
+    call's) are `cbs`, planned but not yet bound (nothing changes here).
+
+    No scheduler callback among `cbs`: the fit form's own (`scheduler_for`). One: it replaces a constant
+    schedule (`fit(lr, n)`), its schedule planned from the fit's lr and length; with `resumed` (the saved
+    schedule of `learn.resume`) it carries the saved schedule as it is. Two, or one beside a fit form's own
+    schedule: a ValueError naming both.
+    """
+    passed = [cb for cb in cbs if isinstance(cb, ParamScheduler)]
+    if not passed:
+        return scheduler_for(fit), fit
+    if len(passed) > 1:
+        names = " and ".join(type(cb).__name__ for cb in passed)
+        raise ValueError(f"cbs: one scheduler callback a fit, got {names}; keep one of them")
+    (cb,) = passed
+    if resumed:
+        return cb, fit
+    if fit.spec["builder"] != "constant":
+        own = type(scheduler_for(fit)).__name__
+        raise ValueError(
+            f"cbs: this fit form's schedule is applied by its own {own}, and {type(cb).__name__} was passed too; "
+            f"pass {type(cb).__name__} to learn.fit(lr, n_epoch, cbs=[...]) without cycle_len, or drop it"
+        )
+    planned = cb.plan(fit)
+    if (planned.n_epoch, planned.steps_per_epoch) != (fit.n_epoch, fit.steps_per_epoch):
+        raise ValueError(
+            f"cbs: {type(cb).__name__}'s schedule runs {planned.n_epoch} epochs of {planned.steps_per_epoch} steps, "
+            f"this fit {fit.n_epoch} of {fit.steps_per_epoch}; build the schedule for this fit's length"
+        )
+    return cb, planned

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from pathlib import PurePath
 
 import numpy as np
 import torch
@@ -225,3 +226,27 @@ def check_opt_func(opt_func) -> None:
         )
     if not callable(opt_func):
         raise TypeError(f"opt_func: expected an optimizer factory (callable), got {type(opt_func).__name__}")
+
+
+def check_name(name, arg: str = "name"):
+    """A checkpoint name: a plain file name (no separators, not `.` or `..`, not empty), kept under
+    `path/model_dir`; a `pathlib.Path` is the user's explicit choice of file and passes as it is."""
+    if isinstance(name, PurePath):
+        return name
+    if not isinstance(name, str):
+        # a ValueError like every other bad name (the issue asks one kind of error for any unusable name)
+        raise ValueError(f"{arg}: expected a plain file name (str) or a pathlib.Path, got {type(name).__name__}")
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or name.strip() != name:
+        raise ValueError(
+            f"{arg}: expected a plain file name without separators, not '.' or '..', not empty and without "
+            f"surrounding spaces, got {name!r}; pass a pathlib.Path to choose a file elsewhere yourself"
+        )
+    return name
+
+
+def derived_name(name, extra: str):
+    """`name` with `extra` appended (`snap` -> `snap_cyc_0`); for a Path, to its file name before the suffix."""
+    name = check_name(name)
+    if isinstance(name, PurePath):
+        return name.with_name(f"{name.stem}{extra}{name.suffix}")
+    return f"{name}{extra}"

@@ -39,6 +39,10 @@ KNOWN = {
     "fit_one_cycle": ("fit_one_cycle", (N_EPOCH, LR), {}),
     "fit_cyclic": ("fit_cyclic", (N_EPOCH, LR), {"n_cycles": 2}),
     "fit_flat_cos": ("fit_flat_cos", (N_EPOCH, LR), {}),
+    # a named scheduler callback passed to `fit(lr, n)` (it is made afresh for every call: `scheduler`)
+    "cb_one_cycle": ("fit", (LR, N_EPOCH), {"scheduler": lambda: lrcycle.OneCycleCallback(pct_start=0.3)}),
+    "cb_circular": ("fit", (LR, N_EPOCH), {"scheduler": lambda: lrcycle.CircularLRCallback(20, 4, (0.95, 0.85))}),
+    "cb_sgdr": ("fit", (LR, N_EPOCH), {"scheduler": lambda: lrcycle.SGDRCallback(1, 1)}),
 }
 FORMS = {**KNOWN, **{name: (name, (N_EPOCH,), {}) for name in plans.PLANS if name not in ("fit", *KNOWN)}}
 HAS_MIXED_PRECISION = hasattr(lrcycle, "MixedPrecision")
@@ -90,6 +94,10 @@ class CopyModelsDir(Callback):
 
 def fit_call(form: str, **extra):
     method, args, kwargs = FORMS[form]
+    kwargs = dict(kwargs)
+    scheduler = kwargs.pop("scheduler", None)
+    if scheduler is not None:  # a fresh scheduler callback first in the call's callbacks
+        extra = {**extra, "cbs": [scheduler(), *extra.get("cbs", [])]}
     return method, args, {**kwargs, "best_save_name": "best", "cycle_save_name": "snap", **extra}
 
 

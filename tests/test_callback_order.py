@@ -11,6 +11,7 @@ from lrcycle.callbacks.averaging import CycleAverage
 from lrcycle.callbacks.early_stopping import EarlyStoppingCallback, TerminateOnNaNCallback
 from lrcycle.callbacks.first_step_guard import FirstStepGuard
 from lrcycle.callbacks.gradient_clip import GradientClip
+from lrcycle.callbacks.loggers import CSVLogger, TensorBoardCallback
 from lrcycle.callbacks.loss_check import NonFiniteLossCheck
 from lrcycle.callbacks.mixed_precision import MixedPrecision
 from lrcycle.callbacks.progress import ProgressCallback, SweepProgress
@@ -36,6 +37,7 @@ SEQUENCE = [
     "distributed",
     "recorder",
     "progress",
+    "logger",
     "averaging",
     "tracker",
     "early_stopping",
@@ -65,6 +67,8 @@ def test_the_table_lists_the_slots_in_the_order_they_run():
         (Recorder, "recorder"),
         (ProgressCallback, "progress"),
         (SweepProgress, "progress"),
+        (CSVLogger, "logger"),
+        (TensorBoardCallback, "logger"),
         (CycleAverage, "averaging"),
         (SaveModelCallback, "tracker"),
         (CycleSnapshotCallback, "tracker"),

@@ -64,7 +64,7 @@ def test_resume_after_every_epoch_equals_the_uninterrupted_fit(tmp_path, form):
     check_resumes(tmp_path, form, False, hows=("resume",))
 
 
-@pytest.mark.parametrize("form", ["fit_sgdr", "fit_one_cycle"])
+@pytest.mark.parametrize("form", ["fit_sgdr", "fit_one_cycle", "cb_one_cycle", "cb_circular"])
 def test_the_same_fit_call_with_resume_equals_the_uninterrupted_fit(tmp_path, form):
     check_resumes(tmp_path, form, False, ks=[2], hows=("same_call",))
 
@@ -128,7 +128,7 @@ def test_a_checkpoint_is_plain_data_with_every_part_of_the_state(tmp_path):
     assert state["fit"]["epochs_done"] == 2 and state["fit"]["n_epoch"] == 4
     assert state["fit"]["best_save_name"] == "best" and state["fit"]["cycle_save_name"] is None
     types = [entry["type"] for entry in state["callbacks"]]
-    assert types == ["Recorder", "ParamScheduler", "SaveModelCallback", "EarlyStoppingCallback"]
+    assert types == ["Recorder", "OneCycleCallback", "SaveModelCallback", "EarlyStoppingCallback"]
     assert len(state["callbacks"][0]["state"]["losses"]) == 2 * 7  # two epochs of seven steps recorded
 
 

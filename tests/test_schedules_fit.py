@@ -343,8 +343,8 @@ BAD = [
     ("fit", (1e-2, 1), {"cycle_len": 1, "use_clr_beta": (10, 100)}, "use_clr_beta pct"),
     ("fit", (1e-2, 1), {"cycle_len": 1, "use_clr_beta": (-1, 10)}, "use_clr_beta div"),
     ("fit", (1e-2, 1), {"cycle_len": 1, "use_clr": (32, 5), "use_clr_beta": (10, 10)}, "use_clr"),
-    ("fit_one_cycle", (2, 1e-2), {"pct_start": 0.0}, "pct_start"),
-    ("fit_one_cycle", (2, 1e-2), {"pct_start": 1.0}, "pct_start"),
+    ("fit_one_cycle", (2, 1e-2), {"pct_start": -0.1}, "pct_start"),  # 0 and 1 are fastai's pure anneal, warm-up
+    ("fit_one_cycle", (2, 1e-2), {"pct_start": 1.1}, "pct_start"),
     ("fit_one_cycle", (2, 1e-2), {"div": 0}, "div"),
     ("fit_one_cycle", (2, 1e-2), {"div_final": -1.0}, "div_final"),
     ("fit_one_cycle", (2, 1e-2), {"moms": (0.95, 0.85)}, "moms"),

@@ -187,8 +187,8 @@ def test_predict_one_item_or_a_batch_in_eval_mode_without_events():
     with torch.no_grad():
         expected, expected_item = model(x), model(x[2:3])[0]
     model.train()
-    batch = learn.predict(x)
-    item = learn.predict(x[2])
-    assert torch.equal(batch, expected) and torch.equal(item, expected_item)
+    (batch_class, batch), (item_class, item) = learn.predict(x), learn.predict(x[2])  # a classifier's answer
+    assert torch.equal(batch, torch.softmax(expected, -1)) and torch.equal(item, torch.softmax(expected_item, -1))
+    assert torch.equal(batch_class, expected.argmax(-1)) and item_class.item() == expected_item.argmax().item()
     assert item.shape == (3,) and not batch.requires_grad
     assert model.training and spy.seen == []

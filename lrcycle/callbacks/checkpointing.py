@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from ..callback import ORDER, Callback
-from ..state.checkpoint import check_name, derived_name
-from ..validate import check_flag, check_positive_int
+from ..validate import check_flag, check_name, check_positive_int, derived_name
 from .lr_finder import LRFinderCallback
 
 

@@ -14,6 +14,10 @@ class ParamScheduler(Callback):
     It holds no counter: the position is the learner's `train_iter`, so a fit resumed with `start_epoch`
     lands on the same curve. Its state is the schedule's plain-data `spec` (`state_dict`), from which
     `load_state_dict` rebuilds the same schedule.
+
+    The named subclasses (`callbacks/schedulers.py`) start without a schedule: a fit form `plan`s one from its
+    own lr and length when it starts, and `bind`s it. Passed to `learn.fit(lr, n, cbs=[...])`, a plain
+    `ParamScheduler` applies its own schedule instead of the fit's constant lr.
     """
 
     order = ORDER["scheduler"]
@@ -22,6 +26,28 @@ class ParamScheduler(Callback):
         if not isinstance(schedule, Schedule):
             raise TypeError(f"schedule: expected a lrcycle.schedules.Schedule, got {type(schedule).__name__}")
         self.schedule = schedule
+
+    def plan(self, fit: Schedule) -> Schedule:
+        """The schedule this callback applies in a fit whose own schedule is `fit`: here, its own."""
+        return self.schedule
+
+    def bind(self, schedule: Schedule | None) -> Schedule | None:
+        """Apply `schedule` from now on (a fit form binds what `plan` gave); returns the one it replaces."""
+        previous, self.schedule = self.schedule, schedule
+        return previous
+
+    def bound(self, schedule: Schedule):
+        """This callback, applying `schedule`."""
+        self.bind(schedule)
+        return self
+
+    def check(self, learn) -> None:
+        if self.schedule is None:
+            name = type(self).__name__
+            raise ValueError(
+                f"{name}: it takes the fit's lr and length when a fit form starts; pass it to one, e.g. "
+                f"learn.fit(lr, n_epoch, cbs=[{name}(...)])"
+            )
 
     def before_batch(self, learn) -> None:
         if not learn.training:
@@ -34,11 +60,11 @@ class ParamScheduler(Callback):
 
     def state_dict(self) -> dict:
         """The schedule as plain data (with the learner's `train_iter`, all a resume needs)."""
-        return {"spec": dict(self.schedule.spec)}
+        return {"spec": None if self.schedule is None else dict(self.schedule.spec)}
 
     def load_state_dict(self, state: dict) -> None:
         """Rebuild the schedule a `state_dict()` describes; a bad state changes nothing."""
-        self.schedule = build(state["spec"])
+        self.schedule = None if state["spec"] is None else build(state["spec"])
 
     def __repr__(self) -> str:
-        return f"ParamScheduler({self.schedule.spec})"
+        return f"{type(self).__name__}({None if self.schedule is None else self.schedule.spec})"

@@ -10,7 +10,7 @@ import torch
 from ..callback import ORDER, Callback
 from ..distributed import group_active
 from ..recorder import auto_mode, metric_name
-from ..state.checkpoint import check_name, derived_name
+from ..validate import check_name, derived_name
 
 
 class TrackerCallback(Callback):

@@ -19,6 +19,7 @@ from .. import plots
 from ..callback import check_fit_start
 from ..callbacks.loss_check import NonFiniteLossCheck
 from ..callbacks.lr_finder import LRFinderCallback, RangeTestStop
+from ..callbacks.param_scheduler import ParamScheduler
 from ..callbacks.progress import ProgressCallback
 from ..interrupt import guarded
 from ..optim import set_lrs
@@ -47,10 +48,10 @@ def run_range_test(learn, start_lr, end_lr, num_it, stop_div, linear, suggest_fu
     funcs = check_suggest_funcs(suggest_funcs)
     schedule = sweep_schedule(start_lrs, end_lrs, num_it, learn.steps_per_epoch(), linear)
     # the learner's progress bar gives way to one bar over `num_it`; a loss that diverges is the test's answer,
-    # not a mistake to warn about
-    quiet = [cb for cb in learn.cbs if isinstance(cb, (ProgressCallback, NonFiniteLossCheck))]
+    # not a mistake to warn about; a scheduler callback of the learner's sits out (the sweep sets the lrs)
+    quiet = [cb for cb in learn.cbs if isinstance(cb, (ProgressCallback, NonFiniteLossCheck, ParamScheduler))]
     bars = [cb.sweep_bar(num_it) for cb in quiet if isinstance(cb, ProgressCallback)][:1]
-    cbs = check_fit_start(learn, [LRFinderCallback(schedule), RangeTestStop(num_it, stop_div), *bars])
+    cbs = check_fit_start(learn, [LRFinderCallback(schedule), RangeTestStop(num_it, stop_div), *bars], quiet)
 
     # snapshot and restore are critical sections: Ctrl-C waits for them (interrupt.guarded)
     rec, curves = learn.recorder, []

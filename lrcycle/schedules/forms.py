@@ -111,10 +111,12 @@ def check_wsd(n_steps, steps_per_epoch, warmup, decay, decay_shape, div, div_fin
             )
     if not isinstance(decay_shape, str) or decay_shape not in WSD_SHAPES:
         raise ValueError(f"decay_shape: must be one of {', '.join(map(repr, WSD_SHAPES))}, got {decay_shape!r}")
-    div = check_number(div, "div", 0.0)
-    is_inf = isinstance(div_final, float) and div_final == math.inf
-    div_final = math.inf if is_inf else check_number(div_final, "div_final", 0.0)
-    return warmup_steps, decay_steps, decay_shape, div, div_final
+    return warmup_steps, decay_steps, decay_shape, _div_or_inf(div, "div"), _div_or_inf(div_final, "div_final")
+
+
+def _div_or_inf(value, name: str) -> float:
+    """A divisor > 0, or `math.inf` (the phase then starts or ends at exactly 0)."""
+    return math.inf if isinstance(value, float) and value == math.inf else check_number(value, name, 0.0)
 
 
 # What a fit call takes besides its schedule's arguments (the Learner's `_fit` reads them).
@@ -172,7 +174,7 @@ def fit_one_cycle(d: PlanDefaults, n_epoch, lr_max=None, div=25.0, div_final=1e5
     check_positive_int(n_epoch, "n_epoch")
     lrs = spread(d.lr if lr_max is None else lr_max, d.n_groups, "lr_max")
     div, div_final = check_number(div, "div", 0.0), check_number(div_final, "div_final", 0.0)
-    pct_start = check_number(pct_start, "pct_start", 0.0, 1.0)
+    pct_start = check_number(pct_start, "pct_start", 0.0, 1.0, closed=(True, True))  # 0: pure anneal, 1: warm-up
     moms = check_moms(d.moms if moms is None else moms, 3)
     return schedules.one_cycle_schedule(lrs, n_epoch, div, div_final, pct_start, moms, d.steps_per_epoch)
 
@@ -220,7 +222,8 @@ def fit_wsd(
     warmup_epochs=None,
     decay_epochs=None,
 ):
-    """Warmup-stable-decay: linear warmup from lr_max/div over `warmup` of the fit, flat at `lr_max` (default
+    """Warmup-stable-decay: linear warmup from lr_max/div (0 with `div=math.inf`, as transformers'
+    `get_wsd_schedule`) over `warmup` of the fit, flat at `lr_max` (default
     the learner's), then `decay_shape` ('linear', 'cos', '1-sqrt') down to lr_max/div_final over `decay`.
 
     `warmup_epochs` / `decay_epochs` give a phase in epochs instead of a share. `moms=None` leaves momentum
@@ -234,6 +237,21 @@ def fit_wsd(
     phases = check_wsd(steps, d.steps_per_epoch, *phases)
     moms = None if moms is None else check_moms(moms, 3)
     return schedules.wsd_schedule(lrs, n_epoch, *phases, moms, d.steps_per_epoch)
+
+
+def fine_tune_phases(epochs, base_lr, freeze_epochs, lr_mult, pct_start, div, kwargs: dict) -> list[tuple]:
+    """fastai 2.8's `fine_tune` as its `fit_one_cycle` calls, `[(freeze_to, args, kwargs), ...]`: frozen (all
+    groups but the last), `fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, **kwargs)`; then with
+    `base_lr` halved, unfrozen, `fit_one_cycle(epochs, slice(base_lr/lr_mult, base_lr), pct_start=pct_start,
+    div=div, **kwargs)`. `freeze_epochs=0` leaves out the frozen phase."""
+    check_positive_int(epochs, "epochs")
+    freeze_epochs = check_positive_int(freeze_epochs, "freeze_epochs", minimum=0)
+    base_lr = check_number(base_lr, "base_lr", 0.0)
+    lr_mult = check_number(lr_mult, "lr_mult", 0.0)
+    frozen = (-1, (freeze_epochs, slice(base_lr)), {**kwargs, "pct_start": 0.99})
+    base_lr /= 2
+    unfrozen = (0, (epochs, slice(base_lr / lr_mult, base_lr)), {**kwargs, "pct_start": pct_start, "div": div})
+    return [frozen, unfrozen] if freeze_epochs else [unfrozen]
 
 
 PLANS = {

@@ -12,13 +12,12 @@ import torch
 from .. import plots
 from ..optim import get_mom
 from ..validate import check_start_epoch
-from . import forms
 from .schedule import Schedule
 
 
-def preview_call(learn, method, args: tuple, kwargs: dict, plot: bool = False) -> pd.DataFrame:
-    """What `learn.<method>(*args, **kwargs)` would set per step (from its `start_epoch`), and a plot if asked."""
-    schedule, fit_args = forms.plan_call(learn.plan_defaults(kwargs.get("cbs")), method, args, kwargs)
+def preview_schedule(learn, schedule: Schedule, fit_args: dict, plot: bool = False) -> pd.DataFrame:
+    """What a fit running `schedule` (the one the call would apply: `learn.preview` plans it) sets per step from
+    its `start_epoch`, and a plot if asked."""
     start_epoch = check_start_epoch(fit_args.get("start_epoch", 0), schedule.n_epoch)
     df = schedule_df(schedule, current_momentum(learn), start_epoch)
     if plot:

@@ -260,8 +260,9 @@ def flat_cos_schedule(lrs, n_epoch, div_final, pct_start, steps_per_epoch) -> Sc
 def wsd_schedule(lrs, n_epoch, warmup_steps, decay_steps, decay_shape, div, div_final, moms, steps_per_epoch):
     """Warmup-stable-decay (MiniCPM; Hagele et al. 2024), three pieces joined at whole steps W and N - D, so any
     prefix is the same for any length (a decay started from a stable-phase checkpoint is exactly the schedule
-    planned with that total length). Per group: `sched_lin(lr/div, lr, i/W)` for `i < W`, then flat at lr, then
-    `DECAY_SHAPES[decay_shape](lr, lr/div_final, min((i - (N - D))/D, 1))` (down to 0 when div_final is inf).
+    planned with that total length). Per group: `sched_lin(lr/div, lr, i/W)` for `i < W` (from 0 when div is
+    inf), then flat at lr, then `DECAY_SHAPES[decay_shape](lr, lr/div_final, min((i - (N - D))/D, 1))` (down to
+    0 when div_final is inf).
     `moms=(start, stable, end)` follows the same pieces, or None (momentum left alone)."""
     total = n_epoch * steps_per_epoch
     shape, decay_start = DECAY_SHAPES[decay_shape], total - decay_steps

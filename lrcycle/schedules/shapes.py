@@ -22,6 +22,7 @@ __all__ = [
     "sched_exp",
     "sched_no",
     "sched_1_sqrt",
+    "sched_lin_decay",
     "combine_scheds",
     "one_cycle",
     "cycle_bounds",
@@ -66,7 +67,13 @@ def sched_1_sqrt(start: float, end: float, pos: float) -> float:
     return end + (start - end) * (1 - math.sqrt(pos))
 
 
-DECAY_SHAPES = {"linear": sched_lin, "cos": sched_cos, "1-sqrt": sched_1_sqrt}
+def sched_lin_decay(start: float, end: float, pos: float) -> float:
+    """Linear, written as the other decays: `end + (start - end) * (1 - pos)` (with `end` 0, exactly
+    `start * (1 - pos)`, as transformers' `get_wsd_schedule` computes it)."""
+    return end + (start - end) * (1 - pos)
+
+
+DECAY_SHAPES = {"linear": sched_lin_decay, "cos": sched_cos, "1-sqrt": sched_1_sqrt}
 """The decay shapes of warmup-stable-decay, by name."""
 
 
@@ -99,7 +106,7 @@ def one_cycle(pos: float, start: float, peak: float, end: float, pct_start: floa
     `one_cycle(pos, lr_max/div, lr_max, lr_max/div_final, pct_start)` is the lr and
     `one_cycle(pos, *moms, pct_start)` the momentum.
     """
-    if pos < pct_start:
+    if pos < pct_start or pct_start == 1:  # pct_start 1: all warm-up; 0: all anneal (as fastai)
         return sched_cos(start, peak, pos / pct_start)
     return sched_cos(peak, end, (pos - pct_start) / (1 - pct_start))
 

@@ -15,27 +15,11 @@ import torch
 
 from ..distributed import is_main_process, unwrap
 from ..optim import build_optimizer, eval_weights
-from ..validate import check_flag
+from ..validate import check_flag, check_name
 from .checkpoint_checks import check_model_state, check_opt_state, model_state_of
 from .training_state import training_state
 
 FORMAT, VERSION = "lrcycle", 1
-
-
-def check_name(name, arg: str = "name"):
-    """A checkpoint name: a plain file name (no separators, not `.` or `..`, not empty), kept under
-    `path/model_dir`; a `pathlib.Path` is the user's explicit choice of file and passes as it is."""
-    if isinstance(name, PurePath):
-        return name
-    if not isinstance(name, str):
-        # a ValueError like every other bad name (the issue asks one kind of error for any unusable name)
-        raise ValueError(f"{arg}: expected a plain file name (str) or a pathlib.Path, got {type(name).__name__}")
-    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or name.strip() != name:
-        raise ValueError(
-            f"{arg}: expected a plain file name without separators, not '.' or '..', not empty and without "
-            f"surrounding spaces, got {name!r}; pass a pathlib.Path to choose a file elsewhere yourself"
-        )
-    return name
 
 
 def model_path(learn, name) -> Path:
@@ -44,14 +28,6 @@ def model_path(learn, name) -> Path:
     if isinstance(name, PurePath):
         return Path(name)
     return learn.path / learn.model_dir / f"{name}.pth"
-
-
-def derived_name(name, extra: str):
-    """`name` with `extra` appended (`snap` -> `snap_cyc_0`); for a Path, to its file name before the suffix."""
-    name = check_name(name)
-    if isinstance(name, PurePath):
-        return name.with_name(f"{name.stem}{extra}{name.suffix}")
-    return f"{name}{extra}"
 
 
 def save(learn, name, with_opt: bool = True, with_state: bool = False) -> Path:

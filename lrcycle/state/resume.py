@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..callback import ORDER, Callback
+from ..callbacks.schedulers import SCHEDULER_TYPES
 from ..distributed import unwrap
 from ..optim import build_optimizer
 from ..schedules import forms
@@ -44,10 +45,22 @@ def saved_fit(learn, name) -> tuple[schedules.Schedule, dict]:
     """The schedule and the `cycle_save_name`/`best_save_name` of the fit a checkpoint was saved in."""
     file = model_path(learn, name)
     state = resumable(read(learn, name), file)
-    specs = [cb["state"]["spec"] for cb in state["callbacks"] if cb["type"] == "ParamScheduler"]
+    specs = [cb["state"]["spec"] for cb in state["callbacks"] if cb["type"] in SCHEDULER_TYPES]
     if len(specs) != 1:
         raise ValueError(f"resume: {file} holds {len(specs)} schedules; it must come from one fit form's fit")
     return schedules.build(specs[0]), {k: _name_back(state["fit"].get(k)) for k in NAME_ARGS}
+
+
+def saved_phase(learn, name, phases: list[schedules.Schedule]) -> int:
+    """Which of a multi-fit call's fits (`phases`, their planned schedules) checkpoint `name` was saved in."""
+    saved, _ = saved_fit(learn, name)
+    for k, planned in enumerate(phases):
+        if planned.spec == saved.spec:
+            return k
+    raise ValueError(
+        f"resume: {model_path(learn, name)} comes from a fit with the schedule {saved.spec}, which is none of this "
+        "call's fits; repeat the call it was saved in"
+    )
 
 
 def prepare(learn, name, cbs: list, start_epoch: int) -> tuple[list, int]:
@@ -85,7 +98,7 @@ def _check_callbacks(callbacks: list, saved: list, file) -> None:
             "callbacks of the saved fit again (cbs=[...], in the same order)"
         )
     for cb, entry in zip(callbacks, saved, strict=True):
-        if entry["type"] == "ParamScheduler" and cb.state_dict() != entry["state"]:
+        if entry["type"] in SCHEDULER_TYPES and cb.state_dict() != entry["state"]:
             raise ValueError(
                 f"resume: {file} comes from a different fit call: its schedule is {entry['state']['spec']}, "
                 f"this call's {cb.state_dict()['spec']}; repeat the same call, or use learn.resume(name)"
