@@ -11,6 +11,7 @@ from torch import nn
 
 from . import batches as B
 from .batches import to_device
+from .distributed import group_active
 from .interrupt import guarded
 
 
@@ -130,3 +131,12 @@ def shape_of(output):
         return shape_of(output[0]) if output else None
     field = B.output_field(output, "logits")
     return tuple(field.shape) if isinstance(field, torch.Tensor) else None
+
+
+def valid_loss(learn, model=None) -> float:
+    """Mean loss of `model` (default the learner's) over the validation data, without firing events."""
+    model = learn.model if model is None else model
+    sums = loss_sums(model, learn.dls.valid, learn.device, learn.loss_func, learn.n_inp)  # (loss sum, samples)
+    if group_active():
+        torch.distributed.all_reduce(sums)
+    return (sums[0] / sums[1]).item()

@@ -7,8 +7,7 @@ import torch
 from conftest import make_dls, make_mlp
 
 from lrcycle import Learner
-from lrcycle.callbacks.averaging import valid_loss
-from lrcycle.evaluation import eval_batches
+from lrcycle.evaluation import eval_batches, valid_loss
 
 
 class Stop(Exception):

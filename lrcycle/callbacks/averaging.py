@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import torch
 from torch.optim.swa_utils import AveragedModel, update_bn
 
 from ..callback import ORDER, Callback
-from ..distributed import broadcast_buffers, group_active, unwrap
-from ..evaluation import loss_sums
+from ..distributed import broadcast_buffers, unwrap
+from ..evaluation import valid_loss
 from ..validate import check_positive_int
 
 
@@ -72,20 +71,11 @@ class CycleAverage(Callback):
         broadcast_buffers(self.averaged.module)  # each rank's BatchNorm pass saw only its shard
         if self.keep == "best":
             self.valid_losses = {
-                "last": _valid_loss(learn),
-                "average": _valid_loss(learn, self.averaged.module),
+                "last": valid_loss(learn),
+                "average": valid_loss(learn, self.averaged.module),
             }
             if self.valid_losses["last"] <= self.valid_losses["average"]:
                 self.kept = "last"
                 return
         unwrap(learn.model).load_state_dict(self.averaged.module.state_dict())
         self.kept = "average"
-
-
-def _valid_loss(learn, model=None) -> float:
-    """Mean loss of `model` (default the learner's) over the validation data, without firing events."""
-    model = learn.model if model is None else model
-    sums = loss_sums(model, learn.dls.valid, learn.device, learn.loss_func, learn.n_inp)  # (loss sum, samples)
-    if group_active():
-        torch.distributed.all_reduce(sums)
-    return (sums[0] / sums[1]).item()
