@@ -93,7 +93,7 @@ SCHEDULES = {
     ),
     "use_clr=(32,5)": ("sgd", lambda learn, lr, b: learn.fit(lr, 1, cycle_len=b, use_clr=(32, 5))),
     "use_clr=(10,10)": ("sgd", lambda learn, lr, b: learn.fit(lr, 1, cycle_len=b, use_clr=(10, 10))),
-    "triangular, 2 cycles": ("sgd", lambda learn, lr, b: learn.fit_cyclic(b, lr, n_cycles=2)),
+    "triangular, 2 cycles": ("sgd", lambda learn, lr, b: learn.fit_cyclic(b, lr, n_cycle=2)),
     "one-cycle": ("sgd", lambda learn, lr, b: learn.fit_one_cycle(b, lr)),
     "flat_cos": ("sgd", lambda learn, lr, b: learn.fit_flat_cos(b, lr)),
     "WSD linear": ("sgd", lambda learn, lr, b: learn.fit_wsd(b, lr, decay_shape="linear")),

@@ -74,6 +74,7 @@ from .validate import (
     check_train_loader,
     check_valid_loader,
     check_wd,
+    renamed,
     wd_or_wds,
 )
 
@@ -271,10 +272,12 @@ class Learner:
         """One cycle (fastai v2): cosine lr_max/div -> lr_max over `pct_start`, -> lr_max/div_final; `moms` inverse."""
         self._fit(forms.fit_one_cycle, (n_epoch, lr_max, div, div_final, pct_start, moms), **kwargs)
 
-    def fit_cyclic(self, n_epoch, lr_max, base_lr=None, step_size=None, n_cycles=None, mode="triangular", gamma=1.0,
-                   moms=None, **kwargs):  # fmt: skip
-        """Smith's cyclical lrs between `base_lr` (lr_max/4) and `lr_max`, `step_size` steps a half or `n_cycles`."""
-        self._fit(forms.fit_cyclic, (n_epoch, lr_max, base_lr, step_size, n_cycles, mode, gamma, moms), **kwargs)
+    def fit_cyclic(self, n_epoch, lr_max, base_lr=None, step_size=None, n_cycle=None, mode="triangular", gamma=1.0,
+                   moms=None, n_cycles=None, **kwargs):  # fmt: skip
+        """Smith's cyclical lrs between `base_lr` (lr_max/4) and `lr_max`, `step_size` steps a half or `n_cycle`
+        cycles (`n_cycles`: its old spelling, which warns)."""
+        n_cycle = renamed(n_cycle, n_cycles, "n_cycle", "n_cycles")
+        self._fit(forms.fit_cyclic, (n_epoch, lr_max, base_lr, step_size, n_cycle, mode, gamma, moms), **kwargs)
 
     def fit_flat_cos(self, n_epoch, lr=None, div_final=1e5, pct_start=0.75, **kwargs):
         """fastai v2 `fit_flat_cos`: flat at `lr` for `pct_start` of the fit, then cosine down to lr/div_final."""

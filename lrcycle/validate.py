@@ -1,6 +1,7 @@
 """The primitive argument checks (numbers, flags, names of kinds, loaders, metrics) and `spread`, the lr forms
-over the layer groups. Checks that belong to one part live beside it (fit forms in `schedules/forms.py`,
-callbacks in `callback.py`, layer groups in `layers.py`, checkpoint names in `state/checkpoint.py`).
+over the layer groups, the names of checkpoint files, and the warnings that point at the user's own line.
+Checks that belong to one part live beside it (fit forms in `schedules/forms.py`, callbacks in `callback.py`,
+layer groups in `layers.py`, checkpoint contents in `state/checkpoint_checks.py`).
 
 Each raises a ValueError or TypeError that names the argument and says what was expected, before anything
 is trained or changed. An lr argument is checked and spread over the layer groups once, here, where it enters.
@@ -10,6 +11,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import PurePath
 
@@ -250,3 +254,26 @@ def derived_name(name, extra: str):
     if isinstance(name, PurePath):
         return name.with_name(f"{name.stem}{extra}{name.suffix}")
     return f"{name}{extra}"
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """`warnings.warn` pointed at the first caller outside lrcycle (the user's line), however deep inside
+    lrcycle the warning is raised: a fixed `stacklevel` is right for one call path only."""
+    frame, level = sys._getframe(1), 2  # level 2: warn_user's caller
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def renamed(value, old_value, name: str, old_name: str):
+    """An argument given by its name, or by the old spelling it had (accepted with a DeprecationWarning at the
+    user's line); both at once is a ValueError."""
+    if old_value is None:
+        return value
+    if value is not None:
+        raise ValueError(f"{name}/{old_name}: give one ({old_name} is the old spelling of {name}), got both")
+    warn_user(f"{old_name}= is now spelt {name}=, as in fit(lr, n_cycle); {old_name}= will go", DeprecationWarning)
+    return old_value

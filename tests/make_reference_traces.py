@@ -33,7 +33,7 @@ CASES = {
         (2,),
         {"div": 10.0, "div_final": 1e3, "pct_start": 0.3, "moms": (0.9, 0.8, 0.9)},
     ),
-    "cyclic_tri": ("fit_cyclic", (4,), {"n_cycles": 1.5, "moms": (0.95, 0.85)}),
+    "cyclic_tri": ("fit_cyclic", (4,), {"n_cycle": 1.5, "moms": (0.95, 0.85)}),
     "cyclic_tri2": ("fit_cyclic", (4,), {"step_size": 4, "mode": "triangular2"}),
     "cyclic_exp": ("fit_cyclic", (3,), {"mode": "exp_range", "gamma": 0.97, "base_lr": 1e-4}),
 }

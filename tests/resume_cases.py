@@ -37,7 +37,7 @@ KNOWN = {
     "fit_use_clr": ("fit", (LR, N_EPOCH), {"cycle_len": 1, "use_clr": (20, 4)}),
     "fit_use_clr_beta": ("fit", (LR, 2), {"cycle_len": 1, "cycle_mult": 4, "use_clr_beta": (10, 10, 0.95, 0.85)}),
     "fit_one_cycle": ("fit_one_cycle", (N_EPOCH, LR), {}),
-    "fit_cyclic": ("fit_cyclic", (N_EPOCH, LR), {"n_cycles": 2}),
+    "fit_cyclic": ("fit_cyclic", (N_EPOCH, LR), {"n_cycle": 2}),
     "fit_flat_cos": ("fit_flat_cos", (N_EPOCH, LR), {}),
     # a named scheduler callback passed to `fit(lr, n)` (it is made afresh for every call: `scheduler`)
     "cb_one_cycle": ("fit", (LR, N_EPOCH), {"scheduler": lambda: lrcycle.OneCycleCallback(pct_start=0.3)}),

@@ -146,7 +146,7 @@ def test_fit_sgdr_restarts_each_group_at_its_own_lr(form, n_groups):
 def test_fit_cyclic_scales_the_triangle_to_each_groups_lr(form, n_groups):
     learn, rec = learner(n_groups), GroupHypers()
     lr_max = expected_spread(FORMS[form], n_groups)
-    run(lambda: learn.fit_cyclic(2, as_arg(FORMS[form], n_groups), n_cycles=2, cbs=[rec]))
+    run(lambda: learn.fit_cyclic(2, as_arg(FORMS[form], n_groups), n_cycle=2, cbs=[rec]))
     step = 2 * N_ITER / (2 * 2)  # iterations per half cycle
 
     def triangular(lr, i):  # torch CyclicLR's triangular formula, base_lr = lr_max / 4

@@ -137,3 +137,14 @@ def floor(name: str) -> int:
 def test_no_module_imports_from_a_floor_above_its_own():
     upward = [(n, d) for n, deps in import_graph().items() for d in deps if floor(d) > floor(n)]
     assert upward == []
+
+
+@pytest.mark.parametrize("name", sorted(lrcycle.plans.PLANS))
+def test_each_fit_method_offers_its_forms_arguments_with_the_same_defaults(name):
+    """The Learner's fit methods spell out their form's signature (what an editor and the API pages show); the
+    form in schedules/forms.py is what runs. The two agree, name for name and default for default."""
+    method = inspect.signature(getattr(lrcycle.Learner, name)).parameters
+    form = inspect.signature(lrcycle.plans.PLANS[name]).parameters
+    shown = [(p.name, p.default) for p in method.values() if p.name != "self" and p.kind != p.VAR_KEYWORD]
+    runs = [(p.name, p.default) for p in list(form.values())[1:]]  # after the defaults the learner passes
+    assert shown == runs

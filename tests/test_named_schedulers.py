@@ -71,8 +71,8 @@ SAME = {
         lambda learn, cbs: learn.fit(0.1, 3, cycle_len=1, cycle_mult=2, cbs=cbs),
     ),
     "cyclic": (
-        lambda learn, cbs: learn.fit(0.1, 4, cbs=[CyclicLRCallback(n_cycles=1.5, moms=(0.95, 0.85)), *cbs]),
-        lambda learn, cbs: learn.fit_cyclic(4, 0.1, n_cycles=1.5, moms=(0.95, 0.85), cbs=cbs),
+        lambda learn, cbs: learn.fit(0.1, 4, cbs=[CyclicLRCallback(n_cycle=1.5, moms=(0.95, 0.85)), *cbs]),
+        lambda learn, cbs: learn.fit_cyclic(4, 0.1, n_cycle=1.5, moms=(0.95, 0.85), cbs=cbs),
     ),
     "flat_cos": (
         lambda learn, cbs: learn.fit(0.1, 4, cbs=[FlatCosCallback(pct_start=0.5), *cbs]),

@@ -22,7 +22,7 @@ CASES = {
     "fit_clr_beta": ("fit", (slice(0.05), 1), {"cycle_len": 2, "use_clr_beta": (10, 10, 0.95, 0.85)}),
     "fit_one_cycle": ("fit_one_cycle", (2, slice(1e-3, 0.05)), {"pct_start": 0.3}),
     "fit_one_cycle_default_lr": ("fit_one_cycle", (2,), {}),
-    "fit_cyclic": ("fit_cyclic", (3, 0.05), {"n_cycles": 1.5, "mode": "triangular2", "moms": (0.95, 0.85)}),
+    "fit_cyclic": ("fit_cyclic", (3, 0.05), {"n_cycle": 1.5, "mode": "triangular2", "moms": (0.95, 0.85)}),
     "fit_flat_cos": ("fit_flat_cos", (2,), {"lr": 0.02}),
 }
 for _method in plans.PLANS:

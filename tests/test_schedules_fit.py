@@ -72,13 +72,13 @@ LR = slice(1e-3, 1e-2)
 @both
 @pytest.mark.parametrize(
     "mode, gamma, cycles",
-    [("triangular", 1.0, {"n_cycles": 1.5}), ("triangular2", 1.0, {"step_size": 4}), ("exp_range", 0.97, {})],
+    [("triangular", 1.0, {"n_cycle": 1.5}), ("triangular2", 1.0, {"step_size": 4}), ("exp_range", 0.97, {})],
 )
 def test_fit_cyclic_equals_torch_cyclic_lr(opt, n_groups, mode, gamma, cycles):
     learn, spy, n_epoch = make_learner(opt, n_groups), StepSpy(), 4
     learn.fit_cyclic(n_epoch, LR, mode=mode, gamma=gamma, moms=(0.95, 0.85), cbs=[spy], **cycles)
     total = n_epoch * N_ITER
-    step = cycles.get("step_size") or total / (2 * cycles.get("n_cycles", 1))
+    step = cycles.get("step_size") or total / (2 * cycles.get("n_cycle", 1))
     max_lrs = spread(LR, n_groups)
     ref = dummy_opt(opt, n_groups)
     sched = lr_scheduler.CyclicLR(
@@ -272,7 +272,7 @@ SCHEDULED_FITS = {
     "sgdr": ("fit", (LR, 2), {"cycle_len": 1, "cycle_mult": 2}),
     "use_clr": ("fit", (LR, 1), {"cycle_len": 3, "use_clr": (32, 5, 0.95, 0.85)}),
     "use_clr_beta": ("fit", (LR, 1), {"cycle_len": 3, "use_clr_beta": (10, 10, 0.95, 0.85)}),
-    "cyclic": ("fit_cyclic", (3, LR), {"n_cycles": 2, "mode": "triangular2", "moms": (0.95, 0.85)}),
+    "cyclic": ("fit_cyclic", (3, LR), {"n_cycle": 2, "mode": "triangular2", "moms": (0.95, 0.85)}),
     "flat_cos": ("fit_flat_cos", (3, LR), {"pct_start": 0.6}),
     "constant": ("fit", (LR, 3), {}),
 }
@@ -349,9 +349,9 @@ BAD = [
     ("fit_one_cycle", (2, 1e-2), {"div_final": -1.0}, "div_final"),
     ("fit_one_cycle", (2, 1e-2), {"moms": (0.95, 0.85)}, "moms"),
     ("fit_one_cycle", (2, 1e-2), {"moms": (0.95, 0.85, 1.0)}, "moms"),
-    ("fit_cyclic", (2, 1e-2), {"step_size": 3, "n_cycles": 2}, "step_size"),
+    ("fit_cyclic", (2, 1e-2), {"step_size": 3, "n_cycle": 2}, "step_size"),
     ("fit_cyclic", (2, 1e-2), {"step_size": 0}, "step_size"),
-    ("fit_cyclic", (2, 1e-2), {"n_cycles": -1}, "n_cycles"),
+    ("fit_cyclic", (2, 1e-2), {"n_cycle": -1}, "n_cycle"),
     ("fit_cyclic", (2, 1e-2), {"mode": "sawtooth"}, "mode"),
     ("fit_cyclic", (2, 1e-2), {"mode": "exp_range", "gamma": 0}, "gamma"),
     ("fit_cyclic", (2, 1e-2), {"moms": (0.95, 0.85, 0.9)}, "moms"),

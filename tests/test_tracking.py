@@ -79,7 +79,7 @@ def test_snapshots_at_every_sgdr_cycle_end_load_back_exactly(tmp_path):
     "method, args, kwargs, ends",
     [
         ("fit_one_cycle", (2, 0.1), {}, [2]),  # one cycle: a snapshot at the end of the fit
-        ("fit_cyclic", (4, 0.1), {"n_cycles": 2}, [2, 4]),  # cycles of 2 epochs
+        ("fit_cyclic", (4, 0.1), {"n_cycle": 2}, [2, 4]),  # cycles of 2 epochs
         ("fit_cyclic", (3, 0.1), {"step_size": 6}, [2]),  # 6 batches an epoch: the second cycle is cut short
     ],
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..schedules import forms
 from ..schedules import schedule as schedules
 from ..schedules.schedule import Schedule
-from ..validate import check_moms, check_number, check_positive_int, spread
+from ..validate import check_moms, check_number, check_positive_int, renamed, spread
 from .param_scheduler import ParamScheduler
 
 __all__ = [
@@ -149,12 +149,14 @@ class SGDRCallback(ParamScheduler):
 
 class CyclicLRCallback(ParamScheduler):
     """Smith's cyclical lrs (`schedules.cyclic_schedule`, as `learn.fit_cyclic`): between `base_lr` (lr_max/4)
-    and `lr_max` (None: the fit's lr), `step_size` steps a half or `n_cycles` cycles over the fit.
-    `learn.fit(0.1, 4, cbs=[CyclicLRCallback(n_cycles=2)])` == `learn.fit_cyclic(4, 0.1, n_cycles=2)`.
+    and `lr_max` (None: the fit's lr), `step_size` steps a half or `n_cycle` cycles over the fit (`n_cycles`:
+    its old spelling, which warns). `learn.fit(0.1, 4, cbs=[CyclicLRCallback(n_cycle=2)])` ==
+    `learn.fit_cyclic(4, 0.1, n_cycle=2)`.
     """
 
-    def __init__(self, lr_max=None, base_lr=None, step_size=None, n_cycles=None, mode="triangular", gamma=1.0,
-                 moms=None):  # fmt: skip
+    def __init__(self, lr_max=None, base_lr=None, step_size=None, n_cycle=None, mode="triangular", gamma=1.0,
+                 moms=None, n_cycles=None):  # fmt: skip
+        n_cycles = renamed(n_cycle, n_cycles, "n_cycle", "n_cycles")
         self.lr_max, self.base_lr, self.step_size, self.n_cycles = lr_max, base_lr, step_size, n_cycles
         self.mode, self.gamma, self.moms = mode, gamma, moms
         forms.fit_cyclic(forms.PlanDefaults(1, None, None, 1), 1, 1.0, None, step_size, n_cycles, mode, gamma, moms)

@@ -20,6 +20,7 @@ from ..validate import (
     check_number,
     check_positive_int,
     check_train_loader,
+    renamed,
     spread,
 )
 from . import schedule as schedules
@@ -65,14 +66,15 @@ CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
 
 
 def check_cyclic(lrs, base_lr, step_size, n_cycles, mode, gamma):
-    """`fit_cyclic`'s arguments -> (base_lrs, step_size, n_cycles, gamma); `base_lr` defaults to lr_max/4."""
+    """`fit_cyclic`'s arguments -> (base_lrs, step_size, n_cycles, gamma); `base_lr` defaults to lr_max/4.
+    (The call's `n_cycle`; inside, the schedule's spec keeps the name `n_cycles` its checkpoints were saved with.)"""
     base = [lr / 4 for lr in lrs] if base_lr is None else spread(base_lr, len(lrs), "base_lr")
     if any(b > m for b, m in zip(base, lrs, strict=True)):
         raise ValueError(f"base_lr: must be <= lr_max in every group, got {base} vs {lrs}")
     if step_size is not None and n_cycles is not None:
-        raise ValueError("step_size/n_cycles: give at most one (iterations per half cycle, or cycles)")
+        raise ValueError("step_size/n_cycle: give at most one (iterations per half cycle, or cycles)")
     step_size = None if step_size is None else check_number(step_size, "step_size", 0.0)
-    n_cycles = None if n_cycles is None else check_number(n_cycles, "n_cycles", 0.0)
+    n_cycles = None if n_cycles is None else check_number(n_cycles, "n_cycle", 0.0)
     if step_size is None and n_cycles is None:
         n_cycles = 1.0
     if mode not in CYCLIC_MODES:
@@ -185,12 +187,15 @@ def fit_cyclic(
     lr_max,
     base_lr=None,
     step_size=None,
-    n_cycles=None,
+    n_cycle=None,
     mode="triangular",
     gamma=1.0,
     moms=None,
+    n_cycles=None,
 ):
-    """Smith's cyclical lrs between `base_lr` (default lr_max/4) and `lr_max`."""
+    """Smith's cyclical lrs between `base_lr` (default lr_max/4) and `lr_max`, `n_cycle` cycles over the fit or
+    `step_size` steps a half (`n_cycles`: the old spelling of `n_cycle`)."""
+    n_cycles = renamed(n_cycle, n_cycles, "n_cycle", "n_cycles")
     check_argument_order("fit_cyclic", n_epoch, lr_max, "n_epoch", "lr_max")
     check_positive_int(n_epoch, "n_epoch")
     lrs = spread(lr_max, d.n_groups, "lr_max")
