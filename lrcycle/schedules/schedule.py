@@ -89,9 +89,10 @@ def join(pieces: Sequence[Callable[[int], Hypers]], boundaries: Sequence[int]) -
     piece out). Each piece is read at the fit's own step i, not at a step counted from its start: the fastai
     formulas are written in the fit's position i/N, and reading them there keeps every trace bit for bit.
 
-    >>> at = join([lambda i: ([1.0], None), lambda i: ([float(i)], None)], [2])
-    >>> [at(i)[0][0] for i in range(4)]
-    [1.0, 1.0, 2.0, 3.0]
+    Examples:
+        >>> at = join([lambda i: ([1.0], None), lambda i: ([float(i)], None)], [2])
+        >>> [at(i)[0][0] for i in range(4)]
+        [1.0, 1.0, 2.0, 3.0]
     """
     bounds = list(boundaries)
     if len(bounds) != len(pieces) - 1 or bounds != sorted(bounds):
