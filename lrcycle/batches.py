@@ -156,6 +156,22 @@ def first_forward(model, xb):
         ) from err
 
 
+def first_loss(loss_func, pred, yb):
+    """`compute_loss` for a fit's first batch: integer class targets other than int64 (int32 from numpy on
+    some platforms, int16) meeting a loss that needs int64 become an error that says how to convert them."""
+    try:
+        return compute_loss(loss_func, pred, yb)
+    except RuntimeError as err:
+        narrow = [t.dtype for t in _tensors_in(yb) if t.dtype in (torch.int32, torch.int16, torch.int8)]
+        if not narrow or "Long" not in str(err):
+            raise
+        raise TypeError(
+            f"batch: the targets are {narrow[0]}, but the loss ({loss_func!r}) needs class indices as int64 "
+            "(torch.long); convert them: y.astype('int64') for numpy arrays (DataLoaders.from_tensors does it "
+            "for you), y.long() for tensors"
+        ) from err
+
+
 def _tensors_in(obj) -> list[torch.Tensor]:
     if isinstance(obj, torch.Tensor):
         return [obj]

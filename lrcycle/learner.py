@@ -20,6 +20,7 @@ from .batches import (
     check_forward_args,
     compute_loss,
     first_forward,
+    first_loss,
     forward,
     logits,
     module_to,
@@ -239,7 +240,7 @@ class Learner:
             self.pred = first_forward(self.model, self.xb)
             self._fire("after_pred")
             self.loss_func = resolve_loss_func(self.loss_func, self.pred, self.yb)
-            self.loss = compute_loss(self.loss_func, self.pred, self.yb)
+            self.loss = first_loss(self.loss_func, self.pred, self.yb)
         self.first_batch = False
         self._fire("after_loss")
 

@@ -449,3 +449,13 @@ def test_the_broadcast_check_agrees_with_torch(a, b):
     except RuntimeError:
         expected = None
     assert lrcycle.batches.broadcast_shape(a, b) == expected
+
+
+def test_int32_class_targets_from_a_loader_of_your_own_are_an_error_naming_int64():
+    x_train, y_train, _, _ = wine_arrays()
+    items = list(zip(torch.tensor(x_train, dtype=torch.float32), torch.tensor(y_train, dtype=torch.int32)))
+    learn = Learner(DataLoaders(DataLoader(items, batch_size=16)), mlp(13, 3), progress=False)
+    before = params(learn.model)
+    with pytest.raises(TypeError, match=r"targets are torch.int32.*int64.*astype\('int64'\).*y.long\(\)"):
+        learn.fit(1e-2, 1)
+    assert_unchanged(learn.model, before)
