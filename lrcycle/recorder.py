@@ -7,8 +7,8 @@ import itertools
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import torch
 
 from . import plots
@@ -16,6 +16,9 @@ from .batches import logits, n_samples, target
 from .callback import ORDER, Callback
 from .hyper import get_mom
 from .interrupt import held_sigint, holds_sigint
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Recorder(Callback):
@@ -216,6 +219,8 @@ class Recorder(Callback):
     # ---- views -------------------------------------------------------------------------------------
     def iter_df(self) -> pd.DataFrame:
         """One row per training iteration: iter, epoch, loss, smooth_loss, lr, mom (+ lr_<g> per group)."""
+        import pandas as pd  # here, not at import: pandas costs `import lrcycle` about 0.15 s
+
         df = pd.DataFrame(
             {
                 "iter": self.iters,
@@ -233,6 +238,8 @@ class Recorder(Callback):
 
     def epoch_df(self) -> pd.DataFrame:
         """One row per epoch: epoch, train_loss, valid_loss, one column per metric, time (seconds)."""
+        import pandas as pd  # here, not at import: pandas costs `import lrcycle` about 0.15 s
+
         columns = ["epoch", "train_loss", "valid_loss", *self.metric_names, "time"]
         return pd.DataFrame([[row[name] for name in columns] for row in self.epochs], columns=columns)
 

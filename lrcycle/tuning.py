@@ -17,8 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import partial
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from . import plans
 from .callback import ORDER, Callback, CancelTrainException, CancelValidException
@@ -27,6 +26,9 @@ from .checks import check_number, check_valid_loader
 from .interrupt import guarded
 from .range_test import restore_snapshot, take_snapshot
 from .recorder import metric_name
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The defaults were chosen on every task and seed of benchmarks/suggest_quality.py at once (`--tune-fit`, by
 # worst-task regret, then cost, then mean regret); the README's "Suggestion quality" has the figures.
@@ -113,6 +115,8 @@ def lr_tune(learn, method, args, kwargs, lr=None, factors=TUNE_FACTORS, budget=T
             scores = run_trial(learn, name, args, kwargs, lr * factor, trial_steps)
             rows.append({"factor": factor, "lr": lr * factor, **scores})
             restore_state(learn, state)
+    import pandas as pd  # here, not at import: pandas costs `import lrcycle` about 0.15 s
+
     trials = pd.DataFrame(rows)
     ranked = trials[monitor].fillna(-math.inf if higher_is_better else math.inf)
     best = ranked.idxmax() if higher_is_better else ranked.idxmin()
