@@ -113,8 +113,9 @@ class Learner:
         return self.removed_cbs([cb for cb in self.cbs if isinstance(cb, ProgressCallback)])
 
     def _fire(self, event: str) -> None:
-        for hook in self.callbacks.hooks[event]:
-            hook(self)
+        call = self.callbacks.dispatch[event]  # None where no callback has a hook for the event
+        if call is not None:
+            call(self)
 
     def _with_events(self, body, stage: str, cancel: type[Exception]) -> None:
         """`before_<stage>`, body, `after_<stage>`; the stage's cancel exception skips to the end."""
