@@ -86,7 +86,10 @@ def run_range_test(
     values = [func(lrs, smooth_losses) for func in funcs]
     rec.suggestions = {func.__name__: value for func, value in zip(funcs, values, strict=True)}
     result = suggestion_result(funcs, values, lrs, losses, smooth_losses)
-    result.suggestion_band = suggest.suggestion_band(funcs[0], curves, lrs, losses, smooth_losses)
+    if n_repeats > 1:  # at once: the picks of the repeats are the band, and their disagreement warns now
+        result.suggestion_band = suggest.suggestion_band(funcs[0], curves, lrs, losses, smooth_losses)
+    else:  # read from the one curve when first asked for (`cliff_band` alone costs more than a millisecond)
+        result.band_from(funcs[0], curves)
     rec.lr_find_result = result  # `recorder.plot()` draws it, after later fits too
     if show_plot:
         result.plot()
@@ -224,7 +227,26 @@ class RangeTestCurve:
     lrs: list[float]
     losses: list[float]
     smooth_losses: list[float]
-    suggestion_band: tuple[float, float] | None = None  # the default's spread (`suggest.suggestion_band`)
+    _band: tuple[float, float] | None = None
+    _band_source: tuple | None = None  # (default rule, curves): the band is read from them when first asked for
+
+    @property
+    def suggestion_band(self) -> tuple[float, float] | None:
+        """The default suggestion's spread (`suggest.suggestion_band`), or None; worked out on first read."""
+        if self._band_source is not None:
+            default, curves = self._band_source
+            band = suggest.suggestion_band(default, curves, self.lrs, self.losses, self.smooth_losses)
+            self._band, self._band_source = band, None
+        return self._band
+
+    @suggestion_band.setter
+    def suggestion_band(self, band: tuple[float, float] | None) -> None:
+        self._band, self._band_source = band, None
+
+    def band_from(self, default: Callable, curves: list) -> None:
+        """`suggestion_band` is to be `suggest.suggestion_band(default, curves, ...)` of this curve, worked out
+        when first read."""
+        self._band, self._band_source = None, (default, curves)
 
     @property
     def suggestions(self) -> dict:
