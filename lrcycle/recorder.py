@@ -298,6 +298,8 @@ def _host_floats(tensors: list) -> list[float]:
     promotes mixed dtypes to one that holds each value exactly), else one `.item()` each."""
     if not tensors or tensors[0].dim() != 0:
         return [t.item() for t in tensors]
+    if len(tensors) == 1:  # one loss (the range test reads each): its own `tolist()`, 0.2 us where stacking takes 1.8
+        return [tensors[0].tolist()]
     try:
         return torch.stack(tensors).tolist()
     except RuntimeError:  # other shapes or devices among them
