@@ -109,7 +109,8 @@ class Recorder(Callback):
         groups = learn.opt.param_groups
         for trace, group in zip(self.group_lrs, groups):
             trace.append(group["lr"])  # the last group's is `lrs`
-        self.moms.append(get_mom(groups[-1]))
+        mom = get_mom(groups[-1])
+        self.moms.append(math.nan if mom is None else mom)  # `OptionalTrace` keeps None as NaN
 
     def flush(self) -> None:
         """Move the recorded steps' losses off the device (one transfer) into `losses` and `smooth_losses`.
@@ -315,6 +316,8 @@ class Trace(array):
     32), read like the list it stands for: an index gives the value, a slice a list, and it equals a list of the
     same values (`trace == [...]`). `typecode` 'd' holds floats, 'q' integers."""
 
+    __slots__ = ()  # no instance dict: an append (every step) finds `array.append` at once
+
     def __getitem__(self, index):
         value = super().__getitem__(index)
         return value.tolist() if isinstance(index, slice) else value
@@ -338,14 +341,14 @@ class Trace(array):
 
 
 class OptionalTrace(Trace):
-    """A float trace in which a value may be None (momentum, for an optimizer without one), stored as NaN: a
-    momentum is never NaN, so None comes back wherever it went in."""
+    """A float trace in which a value may be None (momentum, for an optimizer without one), kept as NaN: a
+    momentum is never NaN, so a NaN reads back as None. Built from values that may be None; `append` (every
+    step, so `array`'s own) takes a float, NaN for None."""
+
+    __slots__ = ()
 
     def __new__(cls, values=()):
         return super().__new__(cls, "d", [math.nan if v is None else v for v in values])
-
-    def append(self, value) -> None:  # every step: `array.append` named, not looked up through `super()`
-        array.append(self, math.nan if value is None else value)
 
     def __getitem__(self, index):
         return _none_for_nan(super().__getitem__(index))
