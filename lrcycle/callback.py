@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from functools import cache, partial
 
 from .interrupt import guarded, held_sigint, note_cleanup_error
@@ -229,10 +230,29 @@ def class_events(cls: type) -> tuple[str, ...]:
     return tuple(event for event in EVENTS if hasattr(cls, event))
 
 
-class CallbackList:
-    """A learner's callbacks in list order, with `hooks`: for each event, the bound hooks to call in `order`.
+def dispatch_table(hooks: dict[str, list]) -> dict[str, Callable | None]:
+    """For each event, one thing to call with the learner: None when no callback has a hook for it (the loop
+    skips it), the hook itself when there is one, `call_in_order` over the hooks when there are several."""
+    return {event: _one_call(event_hooks) for event, event_hooks in hooks.items()}
 
-    The table is rebuilt whenever the list changes, so the loop never sorts or looks up attributes per event.
+
+def _one_call(hooks: list) -> Callable | None:
+    if not hooks:
+        return None
+    return hooks[0] if len(hooks) == 1 else partial(call_in_order, tuple(hooks))
+
+
+def call_in_order(hooks: tuple, learn) -> None:
+    """Each hook with the learner, in order; one that raises stops the rest, as a loop over them would."""
+    for hook in hooks:
+        hook(learn)
+
+
+class CallbackList:
+    """A learner's callbacks in list order, with `hooks`: for each event, the bound hooks to call in `order`, and
+    `dispatch`: for each event, the one call that runs them (None when there are none; `dispatch_table`).
+
+    The tables are rebuilt whenever the list changes, so the loop never sorts or looks up attributes per event.
     Every change is a critical section (`interrupt.held_sigint`): Ctrl-C never leaves the list and the table
     disagreeing, and the `with` blocks below put the list back on every exit, Ctrl-C included.
     """
@@ -240,13 +260,13 @@ class CallbackList:
     def __init__(self, cbs=()):
         """Starts with `cbs` (checked), without holding Ctrl-C: nobody holds a list still being built."""
         self.items: list = checked_callbacks(cbs)
-        self.hooks = hook_table(self.items)
+        self._rebuild()
 
     def add(self, cbs) -> None:
         cbs = checked_callbacks(cbs)
         with held_sigint():
             self.items.extend(cbs)
-            self.hooks = hook_table(self.items)
+            self._rebuild()
 
     def remove(self, cbs) -> None:
         items = list(self.items)
@@ -254,7 +274,7 @@ class CallbackList:
             items.remove(cb)  # a callback not in the list raises here, before anything changes
         with held_sigint():
             self.items[:] = items
-            self.hooks = hook_table(self.items)
+            self._rebuild()
 
     def added(self, cbs):
         """Callbacks that take part only inside this `with` block (one already in the list is not added twice)."""
@@ -278,7 +298,12 @@ class CallbackList:
         with held_sigint():
             added = [cb for cb in self.items if cb not in before]
             self.items[:] = [cb for cb in before if cb in cbs or cb in self.items] + added
-            self.hooks = hook_table(self.items)
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Both tables from the list as it is now (callers hold Ctrl-C around the change and this)."""
+        self.hooks = hook_table(self.items)
+        self.dispatch = dispatch_table(self.hooks)
 
     def fitting(self, learn, cbs):
         """The `with` block around a fit's events: `cbs` take part in it, and on every exit (Ctrl-C included)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import warnings
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 MIN_DPI = 100
@@ -28,6 +27,8 @@ class NothingToPlotWarning(UserWarning):
 def _axes(ax, nrows: int = 1, **kw):
     if ax is not None:
         return ax
+    import matplotlib.pyplot as plt  # here, not at import: pyplot alone costs `import lrcycle` about 0.35 s
+
     kw.setdefault("dpi", max(MIN_DPI, plt.rcParams["figure.dpi"]))
     _, ax = plt.subplots(nrows, 1, **kw)
     return ax

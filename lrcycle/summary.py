@@ -3,8 +3,12 @@ whether they train, and their layer groups, then the totals."""
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from torch import nn
+
+if TYPE_CHECKING:  # pandas is loaded where a table is made, not at `import lrcycle`
+    import pandas as pd
 
 
 def top_level_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -16,6 +20,8 @@ def top_level_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def blocks_table(blocks, shapes, groups) -> pd.DataFrame:
     """One row per block: its output shape, parameters (those not counted in an earlier block), whether they
     train ('trainable', 'frozen', 'partly': some frozen, or '-' without any) and their layer groups."""
+    import pandas as pd  # where a table is made, not at `import lrcycle`
+
     group_of = {id(p): g for g, params in enumerate(groups) for p in params}
     seen, rows = set(), []
     for (name, block), shape in zip(blocks, shapes, strict=True):

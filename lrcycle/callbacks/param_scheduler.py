@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from array import array
+
 from ..callback import ORDER, Callback
 from ..optim import set_mom
 from ..schedules.schedule import Schedule, build
+
+STEPS_AT_ONCE = 1024
+"""How many steps' values `ParamScheduler` reads off the schedule at a time (8 KiB a param group)."""
 
 
 class ParamScheduler(Callback):
@@ -18,6 +24,10 @@ class ParamScheduler(Callback):
     The named subclasses (`callbacks/schedulers.py`) start without a schedule: a fit form `plan`s one from its
     own lr and length when it starts, and `bind`s it. Passed to `learn.fit(lr, n, cbs=[...])`, a plain
     `ParamScheduler` applies its own schedule instead of the fit's constant lr.
+
+    The values are read off the schedule `STEPS_AT_ONCE` steps at a time into typed arrays (`_StepValues`), so a
+    batch only looks its step up; they are the very floats `schedule(i)` gives. Steps past the schedule's
+    `n_steps` ask the schedule one at a time.
     """
 
     order = ORDER["scheduler"]
@@ -26,6 +36,15 @@ class ParamScheduler(Callback):
         if not isinstance(schedule, Schedule):
             raise TypeError(f"schedule: expected a lrcycle.schedules.Schedule, got {type(schedule).__name__}")
         self.schedule = schedule
+
+    @property
+    def schedule(self) -> Schedule:
+        return self._schedule
+
+    @schedule.setter
+    def schedule(self, schedule: Schedule | None) -> None:
+        self._schedule = schedule
+        self._values = None if schedule is None else _StepValues(schedule, 0, 0)  # nothing read off it yet
 
     def plan(self, fit: Schedule) -> Schedule:
         """The schedule this callback applies in a fit whose own schedule is `fit`: here, its own."""
@@ -52,7 +71,24 @@ class ParamScheduler(Callback):
     def before_batch(self, learn) -> None:
         if not learn.training:
             return
-        lrs, mom = self.schedule(learn.train_iter)
+        i, values = learn.train_iter, self._values
+        if not values.first <= i < values.end:
+            if i >= self._schedule.n_steps:
+                self._set_from_schedule(learn, i)
+                return
+            values = self._values = _StepValues(self._schedule, i, STEPS_AT_ONCE)
+        i -= values.first
+        groups = learn.opt.param_groups
+        for group, lrs in zip(groups, values.group_lrs, strict=True):
+            group["lr"] = lrs[i]
+        mom = values.moms[i]
+        if mom == mom:  # NaN where the schedule leaves momentum alone
+            for group in groups:
+                set_mom(group, mom)
+
+    def _set_from_schedule(self, learn, i: int) -> None:
+        """Step `i` straight from the schedule: past its `n_steps`, where nothing is read ahead."""
+        lrs, mom = self._schedule(i)
         for group, lr in zip(learn.opt.param_groups, lrs, strict=True):
             group["lr"] = lr
             if mom is not None:
@@ -68,3 +104,19 @@ class ParamScheduler(Callback):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({None if self.schedule is None else self.schedule.spec})"
+
+
+class _StepValues:
+    """`schedule(i)` for the steps `first <= i < end` (at most `count` of them, none past `n_steps`), kept as one
+    array of lrs per param group and one of momenta (NaN where the schedule gives None)."""
+
+    def __init__(self, schedule: Schedule, first: int, count: int):
+        self.first, self.end = first, min(first + count, schedule.n_steps)
+        self.group_lrs, self.moms = [], array("d")
+        for i in range(first, self.end):
+            lrs, mom = schedule(i)
+            if not self.group_lrs:
+                self.group_lrs = [array("d") for _ in lrs]
+            for trace, lr in zip(self.group_lrs, lrs, strict=True):
+                trace.append(lr)
+            self.moms.append(math.nan if mom is None else mom)

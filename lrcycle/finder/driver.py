@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable
 from functools import lru_cache, partial
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .. import plots
@@ -27,6 +27,9 @@ from ..schedules import sweep_schedule
 from ..state.snapshot import restore_snapshot, take_snapshot
 from ..validate import check_flag, check_positive_int, spread
 from . import suggest
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def run_range_test(learn, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs, show_plot=False, n_repeats=1):
@@ -74,7 +77,10 @@ def run_range_test(learn, start_lr, end_lr, num_it, stop_div, linear, suggest_fu
     values = [func(lrs, smooth_losses) for func in funcs]
     rec.suggestions = {func.__name__: value for func, value in zip(funcs, values, strict=True)}
     result = suggestion_result(funcs, values, lrs, losses, smooth_losses)
-    result.suggestion_band = suggest.suggestion_band(funcs[0], curves, lrs, losses, smooth_losses)
+    if n_repeats > 1:  # at once: the picks of the repeats are the band, and their disagreement warns now
+        result.suggestion_band = suggest.suggestion_band(funcs[0], curves, lrs, losses, smooth_losses)
+    else:  # read from the one curve when first asked for (`cliff_band` alone costs more than a millisecond)
+        result.band_from(funcs[0], curves)
     rec.lr_find_result = result  # `recorder.plot()` draws it, after later fits too
     if show_plot:
         result.plot()
@@ -125,7 +131,26 @@ class RangeTestCurve:
     lrs: list[float]
     losses: list[float]
     smooth_losses: list[float]
-    suggestion_band: tuple[float, float] | None = None  # the default's spread (`suggest.suggestion_band`)
+    _band: tuple[float, float] | None = None
+    _band_source: tuple | None = None  # (default rule, curves): the band is read from them when first asked for
+
+    @property
+    def suggestion_band(self) -> tuple[float, float] | None:
+        """The default suggestion's spread (`suggest.suggestion_band`), or None; worked out on first read."""
+        if self._band_source is not None:
+            default, curves = self._band_source
+            band = suggest.suggestion_band(default, curves, self.lrs, self.losses, self.smooth_losses)
+            self._band, self._band_source = band, None
+        return self._band
+
+    @suggestion_band.setter
+    def suggestion_band(self, band: tuple[float, float] | None) -> None:
+        self._band, self._band_source = band, None
+
+    def band_from(self, default: Callable, curves: list) -> None:
+        """`suggestion_band` is to be `suggest.suggestion_band(default, curves, ...)` of this curve, worked out
+        when first read."""
+        self._band, self._band_source = None, (default, curves)
 
     @property
     def suggestions(self) -> dict:
@@ -134,6 +159,8 @@ class RangeTestCurve:
 
     def df(self) -> pd.DataFrame:
         """One row per iteration: iter, lr, loss, smooth_loss."""
+        import pandas as pd  # here, not at import: pandas costs `import lrcycle` about 0.15 s
+
         data = {"lr": self.lrs, "loss": self.losses, "smooth_loss": self.smooth_losses}
         return pd.DataFrame({"iter": range(len(self.lrs)), **data})
 

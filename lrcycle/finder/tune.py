@@ -17,8 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import partial
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..callback import ORDER, Callback, CancelTrainException, CancelValidException
 from ..interrupt import guarded
@@ -26,6 +25,9 @@ from ..recorder import auto_mode, metric_name
 from ..schedules import forms
 from ..state.snapshot import restore_snapshot, take_snapshot
 from ..validate import check_number, check_valid_loader
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The defaults were chosen on every task and seed of benchmarks/suggest_quality.py at once (`--tune-fit`, by
 # worst-task regret, then cost, then mean regret); docs/benchmarks.md's "Suggestion quality" has the figures.
@@ -112,6 +114,8 @@ def lr_tune(learn, method, args, kwargs, lr=None, factors=TUNE_FACTORS, budget=T
             scores = run_trial(learn, name, args, kwargs, lr * factor, trial_steps)
             rows.append({"factor": factor, "lr": lr * factor, **scores})
             restore_state(learn, state)
+    import pandas as pd  # here, not at import: pandas costs `import lrcycle` about 0.15 s
+
     trials = pd.DataFrame(rows)
     ranked = trials[monitor].fillna(-math.inf if higher_is_better else math.inf)
     best = ranked.idxmax() if higher_is_better else ranked.idxmin()
