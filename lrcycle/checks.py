@@ -223,9 +223,22 @@ def check_name(name, arg: str = "name"):
     return name
 
 
-def check_valid_loader(dl):
+def check_valid_loader(dl, name: str = "dl"):
+    """A loader to evaluate on: an iterable of batches, not empty when its length is known (an empty one would
+    give a NaN loss with no warning)."""
     if dl is None:
-        raise ValueError("dl: no validation data; pass dl=... or give DataLoaders a valid loader")
+        raise ValueError(f"{name}: no validation data; pass dl=... or give DataLoaders a valid loader")
+    if not hasattr(dl, "__iter__") or isinstance(dl, (str, bytes)):
+        raise TypeError(f"{name}: expected a data loader (an iterable of batches), got {type(dl).__name__}")
+    try:
+        n = len(dl)
+    except TypeError:  # an iterable without a length: nothing to check before it runs
+        return dl
+    if n == 0:
+        raise ValueError(
+            f"{name}: the validation data loader is empty (0 batches), which would give a NaN loss; pass one with "
+            "batches, or build DataLoaders without a valid loader to train without validation"
+        )
     return dl
 
 
@@ -378,3 +391,22 @@ def check_wsd(n_steps, steps_per_epoch, warmup, decay, decay_shape, div, div_fin
     is_inf = isinstance(div_final, float) and div_final == math.inf
     div_final = math.inf if is_inf else check_number(div_final, "div_final", 0.0)
     return warmup_steps, decay_steps, decay_shape, div, div_final
+
+
+def loss_without_graph(loss_func, loss: torch.Tensor, model: torch.nn.Module) -> ValueError:
+    """The error for a training loss that backward cannot follow to the weights (it does not require grad):
+    what the loss is, and whether the model has any parameter left to train."""
+    params = list(model.parameters())
+    training = sum(p.requires_grad for p in params)
+    if training == 0:
+        frozen = (
+            f"every one of the model's {len(params)} parameter tensors is frozen (requires_grad=False): call "
+            "learn.unfreeze(), or freeze_to(n) with n below the number of layer groups"
+        )
+    else:
+        frozen = f"{training} of the model's {len(params)} parameter tensors train (requires_grad=True)"
+    return ValueError(
+        f"loss_func: {loss_func!r} gave a loss without a gradient graph (a {loss.dtype} tensor with "
+        "requires_grad=False), so backward cannot reach the weights; it must return a floating tensor computed "
+        f"from the model's output, without .item(), .detach() or an integer cast. Freeze state: {frozen}"
+    )

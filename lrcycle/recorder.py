@@ -65,7 +65,15 @@ class Recorder(Callback):
         self._valid_sums, self._valid_count = None, 0
 
     # ---- hooks -------------------------------------------------------------------------------------
+    # what `before_fit` replaces: put back when a fit ends (an error, Ctrl-C) before its first step
+    _HISTORY = ("iters", "iter_epochs", "losses", "smooth_losses", "lrs", "moms", "group_lrs", "_avg", "_n",
+                "_device_losses", "_step_sizes", "_open", "_drop", "skipped_steps", "_valid_sums", "_valid_count",
+                "epochs", "suggestions", "metric_names")  # fmt: skip
+
     def before_fit(self, learn) -> None:
+        # references suffice: the traces are new lists from here on, the old ones stay as they were
+        self._previous = {name: getattr(self, name) for name in self._HISTORY}
+        self._start_iter, self._finished = learn.train_iter, False
         self._reset_traces()
         self.epochs = []
         self.suggestions = None  # a range test sets {name: lr or (low, high)} after it ends
@@ -146,9 +154,14 @@ class Recorder(Callback):
 
     def after_fit(self, learn) -> None:
         self.flush()
+        self._finished = True
 
     def cleanup_fit(self, learn) -> None:
         self.flush()  # an interrupted fit keeps every step it recorded
+        previous, self._previous = getattr(self, "_previous", None), None
+        if previous is not None and not self._finished and learn.train_iter == self._start_iter:
+            for name, value in previous.items():  # no step was taken: the history is the previous fit's
+                setattr(self, name, value)
 
     def before_validate(self, learn) -> None:
         self._valid_sums = None

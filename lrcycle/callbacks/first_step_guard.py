@@ -1,5 +1,6 @@
 """Nothing changes when a fit fails before its first optimizer step: the forward passes already run have
-moved buffers (BatchNorm running statistics, `num_batches_tracked`); this puts them back."""
+moved buffers (BatchNorm running statistics, `num_batches_tracked`) and the modules' train/eval modes; this
+puts them back."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class FirstStepGuard(Callback):
 
     def before_fit(self, learn) -> None:
         self.saved = [(buffer, buffer.detach().clone()) for buffer in learn.model.buffers()]
+        self.modes = [(module, module.training) for module in learn.model.modules()]
         self.finished, self.start_iter = False, learn.train_iter
 
     def after_fit(self, learn) -> None:
@@ -36,3 +38,5 @@ class FirstStepGuard(Callback):
         with torch.no_grad():
             for buffer, copy in saved:
                 buffer.copy_(copy)
+        for module, mode in self.modes:  # train/eval as before the fit, module by module
+            module.training = mode
