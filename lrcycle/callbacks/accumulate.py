@@ -29,6 +29,7 @@ class GradientAccumulation(Callback):
 
     def __init__(self, n_batches: int):
         self.n_batches = check_positive_int(n_batches, "n_batches")
+        self.group_open, self.buffers, self.group_start = False, [], None
 
     def steps_per_epoch(self, n_batches: int) -> int:
         """Optimizer steps in an epoch of `n_batches` batches (read by the learner to plan cycles)."""
