@@ -217,6 +217,31 @@ class Recorder(Callback):
         state = {name: copy.deepcopy(getattr(self, name)) for name in self._TRACES}
         return {**state, "metric_names": list(self.metric_names), "avg": self._avg, "n": self._n}
 
+    _STEP_TRACES = ("iters", "iter_epochs", "losses", "smooth_losses", "lrs", "moms")
+
+    def check_state(self, state: dict, fit: dict) -> None:
+        """A ValueError (its text goes on "the checkpoint's Recorder state ...") unless `state` is one this
+        recorder can go on from after `fit["epochs_done"]` epochs of `fit["steps_per_epoch"]` steps: every
+        entry there, every per-step trace of one length, the step numbers within the epochs done, one row an
+        epoch."""
+        missing = [name for name in (*self._TRACES, "metric_names", "avg", "n") if name not in state]
+        if missing:
+            raise ValueError(f"lacks {', '.join(map(repr, missing))}")
+        traces = {name: state[name] for name in self._STEP_TRACES}
+        traces.update({f"group_lrs[{g}]": t for g, t in enumerate(state["group_lrs"])})
+        if not all(isinstance(t, list) for t in [*traces.values(), state["group_lrs"], state["epochs"]]):
+            raise ValueError("has traces that are not lists")
+        lengths = {name: len(trace) for name, trace in traces.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"has traces of unequal lengths (a truncated trace?): {lengths}")
+        done, steps = fit["epochs_done"], fit["steps_per_epoch"]
+        if not all(isinstance(i, int) and 0 <= i < done * steps for i in state["iters"]):
+            raise ValueError(f"has step numbers outside the {done} epochs of {steps} steps done")
+        if len(state["epochs"]) != done or not all(isinstance(row, dict) for row in state["epochs"]):
+            raise ValueError(f"has {len(state['epochs'])} epoch rows for the {done} epochs done")
+        if not isinstance(state["n"], int) or not isinstance(state["avg"], (int, float)):
+            raise ValueError(f"has avg={state['avg']!r} and n={state['n']!r}, expected numbers")
+
     def load_state_dict(self, state: dict) -> None:
         """Continue from a `state_dict()` taken at an epoch's end; call it after `before_fit`, which resets."""
         traces = {name: copy.deepcopy(state[name]) for name in self._TRACES}
