@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from pathlib import Path, PurePath
 
 import torch
@@ -116,21 +115,27 @@ def read_file(file: Path):
         raise FileNotFoundError(f"{file}: no such checkpoint file")
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "weights only" not in str(error).lower():
-            raise ValueError(f"{file}: {unreadable(file, error)}; nothing was loaded") from error
-        raise pickle.UnpicklingError(  # refused for safety: the same kind of error as torch's own
-            f"{file}: holds objects other than tensors and plain data, which loading refuses to run (not a file "
-            f"lrcycle wrote; {_unsupported(error)}); nothing was loaded"
-        ) from error
     except Exception as error:
-        raise ValueError(f"{file}: {unreadable(file, error)}; nothing was loaded") from error
+        refused = _refused_global(error)
+        if refused is None:
+            raise ValueError(f"{file}: {unreadable(file, error)}; nothing was loaded") from error
+        raise UnsafeCheckpointError(
+            f"{file}: holds objects other than tensors and plain data, which loading refuses to run (not a file "
+            f"lrcycle wrote; {refused}); nothing was loaded"
+        ) from error
 
 
-def _unsupported(error: Exception) -> str:
-    """The line of torch's weights-only refusal that names what it refused."""
-    lines = [line.strip() for line in str(error).splitlines() if "Unsupported" in line or "global" in line.lower()]
-    return lines[0] if lines else "torch's weights-only loading refused it"
+class UnsafeCheckpointError(ValueError, pickle.UnpicklingError):
+    """A file whose content torch's weights-only loading refused to build: a ValueError like every other file
+    lrcycle refuses, and the UnpicklingError torch itself raises."""
+
+
+def _refused_global(error: Exception) -> str | None:
+    """The line of torch's weights-only refusal naming the object it would not build, if that is the error."""
+    if not isinstance(error, pickle.UnpicklingError):
+        return None
+    lines = [line.strip() for line in str(error).splitlines() if "unsupported global" in line.lower()]
+    return lines[0] if lines else None
 
 
 def unreadable(file: Path, error: Exception) -> str:
@@ -138,10 +143,11 @@ def unreadable(file: Path, error: Exception) -> str:
     size = file.stat().st_size
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if size < 64:
-        return f"cannot be read as a checkpoint: it is only {size} bytes long (empty or truncated)"
-    if not zipfile.is_zipfile(file):
-        with open(file, "rb") as f:
-            head = f.read(256)
+        unit = "byte" if size == 1 else "bytes"
+        return f"cannot be read as a checkpoint: it is only {size} {unit} long (empty or truncated)"
+    with open(file, "rb") as f:
+        head = f.read(256)
+    if not head.startswith(b"PK\x03\x04"):  # how every archive torch.save writes begins
         kind = "a text file" if _is_text(head) else "not a file torch.save wrote"
         return (
             f"cannot be read as a checkpoint: it is {kind} ({size} bytes; torch said: {type(error).__name__}: {first})"

@@ -193,10 +193,10 @@ def prepare(learn, name, cbs: list, start_epoch: int) -> tuple[list, int]:
     content = read(learn, name)
     state = resumable(content, file)
     check_model_state(unwrap(learn.model), content["model"], True, file)
+    _check_layer_groups(learn, state.get("frozen"), file)
     if "opt" in content:
         opt = learn.opt or build_optimizer(learn.opt_func, learn.layer_groups, learn.lr, learn.wd)
         check_opt_state(opt, content["opt"], content.get("opt_type"), file)
-    _check_layer_groups(learn, state.get("frozen"), file)
     steps = plans.steps_per_epoch(learn.dls.train, [*learn.cbs, *cbs])
     if steps != state["fit"]["steps_per_epoch"]:
         raise ValueError(
