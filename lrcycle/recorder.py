@@ -52,6 +52,7 @@ class Recorder(Callback):
         self.suggestions = None
         self.lr_find_result = None  # the last range test's result, kept through later fits for `plot()`
         self.last_valid: list[float] = []
+        self._previous, self._start_iter, self._finished = None, 0, True  # the history a fit replaces (`before_fit`)
 
     def _reset_traces(self) -> None:
         self.iters, self.iter_epochs = [], []
@@ -158,7 +159,7 @@ class Recorder(Callback):
 
     def cleanup_fit(self, learn) -> None:
         self.flush()  # an interrupted fit keeps every step it recorded
-        previous, self._previous = getattr(self, "_previous", None), None
+        previous, self._previous = self._previous, None
         if previous is not None and not self._finished and learn.train_iter == self._start_iter:
             for name, value in previous.items():  # no step was taken: the history is the previous fit's
                 setattr(self, name, value)
@@ -227,10 +228,12 @@ class Recorder(Callback):
         missing = [name for name in (*self._TRACES, "metric_names", "avg", "n") if name not in state]
         if missing:
             raise ValueError(f"lacks {', '.join(map(repr, missing))}")
+        if not all(isinstance(state[name], list) for name in (*self._STEP_TRACES, "group_lrs", "epochs")):
+            raise ValueError("has traces that are not lists")
         traces = {name: state[name] for name in self._STEP_TRACES}
         traces.update({f"group_lrs[{g}]": t for g, t in enumerate(state["group_lrs"])})
-        if not all(isinstance(t, list) for t in [*traces.values(), state["group_lrs"], state["epochs"]]):
-            raise ValueError("has traces that are not lists")
+        if not all(isinstance(t, list) for t in traces.values()):
+            raise ValueError("has a group_lrs trace that is not a list")
         lengths = {name: len(trace) for name, trace in traces.items()}
         if len(set(lengths.values())) > 1:
             raise ValueError(f"has traces of unequal lengths (a truncated trace?): {lengths}")

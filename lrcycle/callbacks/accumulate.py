@@ -48,7 +48,7 @@ class GradientAccumulation(Callback):
         learn.total_iter = learn.n_epoch * steps
         learn.train_iter = learn.start_epoch * steps
         self.group_open = False
-        self.buffers = [b for b in learn.model.buffers()] if self.n_batches > 1 else []
+        self.buffers = list(learn.model.buffers()) if self.n_batches > 1 else []
         self.group_start = None  # the buffers' values before the open group's first forward pass
 
     def before_batch(self, learn) -> None:
