@@ -141,14 +141,14 @@ def test_a_flipped_bit_in_tensor_data_is_refused(saved, part):
 
 
 def test_every_flipped_bit_is_refused_or_changes_nothing_loaded(saved):
-    """Bit flips anywhere in the file (200 random ones): each is refused with the file's name, or (a flip in the
+    """Bit flips anywhere in the file (120 random ones): each is refused with the file's name, or (a flip in the
     archive's bookkeeping that the reader skips) loads exactly the saved content."""
     source, _, file = saved
     pristine = file.read_bytes()
     expected = torch.load(file, weights_only=True)
     rng = random.Random(0)
     refused = 0
-    for _ in range(200):
+    for _ in range(120):
         raw = bytearray(pristine)
         raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
         file.write_bytes(bytes(raw))
@@ -162,7 +162,7 @@ def test_every_flipped_bit_is_refused_or_changes_nothing_loaded(saved):
             refused += 1
             continue
         assert_same({k: v for k, v in target.model.state_dict().items()}, expected["model"])
-    assert refused >= 100  # most of the file is tensor data and its pickled description
+    assert refused >= 60  # most of the file is tensor data and its pickled description
 
 
 # ---- consistent files whose entries have the wrong type ----------------------------------------------------------
