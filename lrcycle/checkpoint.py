@@ -157,10 +157,13 @@ def unreadable(file: Path, error: Exception) -> str:
 
 
 def _is_text(head: bytes) -> bool:
+    """Whether a file's first bytes read as UTF-8 text (a character cut by the end of `head` allowed)."""
+    if b"\x00" in head:
+        return False
     try:
         head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
+    except UnicodeDecodeError as error:
+        return error.start >= len(head) - 3 and error.reason == "unexpected end of data"
     return True
 
 
