@@ -10,8 +10,9 @@ from ..callback import ORDER, Callback
 
 
 class FirstStepGuard(Callback):
-    """Copies the model's buffers at the start of a fit and, if the fit ends by an error or interrupt before
-    its first optimizer step (`train_iter` never moved), copies them back bit for bit.
+    """Copies the model's buffers and notes every module's train/eval mode at the start of a fit and, if the fit
+    ends by an error or interrupt before its first optimizer step (`train_iter` never moved), puts both back
+    (the buffers bit for bit).
 
     Parameters need no copy: nothing changes them before the first step. The copy is one clone per buffer
     (BatchNorm statistics are a small fraction of a model), made once per fit; the batches pay nothing.
