@@ -93,8 +93,10 @@ def _cat(items: list):
     return torch.as_tensor(items)
 
 
-def end_validation(learn, was_training: bool) -> None:
-    """What `learn.validate()` puts back on every exit: the model's train/eval mode; the last batch let go."""
+def end_validation(learn, before: tuple) -> None:
+    """What `learn.validate()` puts back on every exit: the model's train/eval mode and `learn.autocast` (which
+    `MixedPrecision.before_validate` sets); the last batch let go."""
+    was_training, learn.autocast = before
     learn.model.train(was_training)
     learn.xb = learn.yb = learn.pred = learn.loss = None
 

@@ -1,7 +1,8 @@
 """Ctrl-C that never leaves anything half done: one process-wide way to hold SIGINT across critical sections.
 
-The library's critical sections (the range test's snapshot and restore, adding and removing callbacks, the
-optimizer step, entering and leaving eval mode and `no_grad`) run inside `held_sigint()` blocks, functions
+The library's critical sections (the range test's snapshot and restore, adding and removing callbacks, each
+batch of a fit or validation with its forward pass, autocast, backward pass, optimizer step and recorder point,
+entering and leaving eval mode and `no_grad`) run inside `held_sigint()` blocks, functions
 decorated `@holds_sigint`, or `guarded(setup, teardown)` blocks. While one is active (main thread only) a
 recording handler replaces `signal.default_int_handler`; outside them Ctrl-C interrupts at once, as usual,
 and once the outermost block ends the previous handler is back.
@@ -11,8 +12,9 @@ What a press does:
   press during a `guarded` block's setup undoes the setup first, so the block never starts ("as before").
 - 2nd press while still held: a notice on stderr; the section still completes, then stops.
 - 3rd press while still held: `KeyboardInterrupt` at once, with a `RuntimeWarning` that state may be partial.
-- A press anywhere else (the model's forward pass, a data loader, your callbacks) interrupts at once; the
-  `guarded` teardowns then run held on the way out (so a 2nd and 3rd press there behave as above).
+- A press anywhere else (between batches, a data loader fetching the next batch, your callbacks outside a
+  batch, a `predict` or `get_preds` forward pass) interrupts at once; the `guarded` teardowns then run held on
+  the way out (so a 2nd and 3rd press there behave as above).
 
 Which code is held is decided when a press arrives, from the interrupted call stack: a frame inside a
 `held_sigint()` block, a frame at the line of an active `guarded` block's `with` statement (between its
@@ -213,7 +215,7 @@ def held_sigint() -> _HeldBlock:
 def holds_sigint(func: Callable) -> Callable:
     """Decorator: each call of `func` is held as if its body were a `held_sigint()` block.
 
-    Inside an active section (a fit's, where the optimizer step and the recorder's per-step update use it) the
+    Inside an active section (a fit's, where each batch and the recorder's per-step update use it) the
     handler is already in, so a call only runs `func` and then raises a press it held: the handler finds
     `func`'s code on the interrupted stack. That costs about 0.2 us against a block's 0.75 us, which matters
     for code that runs every step. Outside any section a call is a `held_sigint()` block.

@@ -65,6 +65,7 @@ from .state.rng import rng_state, set_rng_state
 from .state.training_state import plain_names
 from .summary import Summary, blocks_table, summary_text, top_level_blocks
 from .validate import (
+    check_flag,
     check_hypers,
     check_learner_args,
     check_metrics,
@@ -75,6 +76,7 @@ from .validate import (
     check_train_loader,
     check_valid_loader,
     check_wd,
+    loss_without_graph,
     renamed,
     wd_or_wds,
 )
@@ -101,7 +103,8 @@ class Learner:
         self.dls, self.loss_func, self.opt_func = dls, loss_func, opt_func
         self.splitter = splitter if splitter is not None else single_group
         self.layer_groups = learner_layer_groups(model, splitter, opt)  # with `opt`: its param groups
-        self.lr, self.wd, self.train_bn, self.moms = lr, wd, train_bn, check_hypers(lr, wd, moms, self.n_groups)
+        self.lr, self.wd, self.moms = lr, wd, check_hypers(lr, wd, moms, self.n_groups)
+        self.train_bn, progress = check_flag(train_bn, "train_bn"), check_flag(progress, "progress")
         cbs, self.metrics, self.n_inp = check_cbs(cbs), check_metrics(metrics), check_n_inp(n_inp)
         self.device = torch.device(device) if device is not None else default_device()
         self.model = module_to(model, self.device)  # once every argument checked out (the same Parameters)
@@ -187,9 +190,12 @@ class Learner:
     def fit_epochs(self, n_epoch: int, cbs=(), start_epoch: int = 0, with_valid: bool = True, cycle_ends=None) -> None:
         """The loop of every fit form: `n_epoch` epochs, `train_iter` from `start_epoch`, `learn.cycle_ends` set."""
         n_iter = check_train_loader(self.dls.train)
+        if with_valid and self.dls.valid is not None:
+            check_valid_loader(self.dls.valid, "dls.valid")
         check_start_epoch(start_epoch, check_positive_int(n_epoch, "n_epoch"))
         cbs = check_fit_start(self, cbs)  # every callback's check(learn), before anything changes
         self.opt = self.opt or self.create_opt()
+        self._clear_grads()  # a gradient left by an interrupted or failed step is never applied
         cbs += [ScheduleFreeSwitch()] if has_modes(self.opt) else []  # train()/eval() switched for you
         self.n_epoch, self.n_iter, self.start_epoch = n_epoch, n_iter, start_epoch
         self.total_iter, self.train_iter = n_epoch * n_iter, start_epoch * n_iter
@@ -198,6 +204,10 @@ class Learner:
         self.first_batch = True
         with self.callbacks.fitting(self, cbs):  # cleanup_fit on every exit, Ctrl-C held (interrupt.py)
             self._with_events(self._do_fit, "fit", CancelFitException)
+
+    @holds_sigint  # all of them or, should a press stop it, cleared again by the next fit
+    def _clear_grads(self) -> None:
+        self.opt.zero_grad()
 
     def _do_fit(self) -> None:
         for epoch in range(self.start_epoch, self.n_epoch):
@@ -215,14 +225,26 @@ class Learner:
         self.model.train()
         for i, batch in enumerate(self.dls.train):
             self.iter, (self.xb, self.yb) = i, split(to_device(batch, self.device), self.n_inp)
-            self._with_events(self._train_batch, "batch", CancelBatchException)
+            self._held_batch(self._train_batch)
+
+    @holds_sigint  # Ctrl-C waits for the whole batch: its step, autocast's exit and the recorder's point
+    def _held_batch(self, body) -> None:
+        """One batch with its events, as one critical section: a press lands between batches, where the model,
+        optimizer, BatchNorm statistics, gradients (cleared after the step), autocast and the recorder are all
+        what the last completed step left (forward, backward and step are one unit; holding costs ~0.2 us)."""
+        self._with_events(body, "batch", CancelBatchException)
 
     def _train_batch(self) -> None:
         self.stepped = False
         self._forward_loss()
         self.loss_grad = self.loss  # what `backward` runs on; callbacks may scale it (accumulation, GradScaler)
         self._fire("before_backward")
-        self.loss_grad.backward()
+        try:
+            self.loss_grad.backward()
+        except RuntimeError as error:
+            if self.loss_grad.requires_grad:
+                raise
+            raise loss_without_graph(self.loss_func, self.loss_grad, self.model) from error
         self._with_events(self._step, "step", CancelStepException)
         if self.stepped:
             self.opt.zero_grad()
@@ -256,8 +278,7 @@ class Learner:
         self.first_batch = False
         self._fire("after_loss")
 
-    @holds_sigint  # Ctrl-C waits for the whole step and its count
-    def _step(self) -> None:
+    def _step(self) -> None:  # inside `_held_batch`: Ctrl-C waits for the whole step and its count
         self.opt.step() if self.scaler is None else self.scaler.step(self.opt)  # the scaler skips inf/NaN grads
         self.stepped = True
         self.train_iter += 1
@@ -272,7 +293,7 @@ class Learner:
         with eval_batches(self.model, dl, self.device) as batches:
             for i, batch in enumerate(batches):
                 self.iter, (self.xb, self.yb) = i, split(batch, self.n_inp)
-                self._with_events(self._forward_loss, "batch", CancelBatchException)
+                self._held_batch(self._forward_loss)  # autocast entered and left whole
 
     # ---- entry points: arguments, then schedule, then the loop ---------------------------------------
     def fit(self, lr=None, n_cycle=1, cycle_len=None, cycle_mult=1, use_clr=None, use_clr_beta=None, **kwargs):
@@ -348,6 +369,8 @@ class Learner:
         previous = scheduler.bind(schedule)
         try:
             check_fit_start(self, cbs)  # before the optimizer is built or any lr set
+            if self.dls.valid is not None:
+                check_valid_loader(self.dls.valid, "dls.valid")
             cbs, start_epoch = resume_fit.prepare(self, resume, cbs, start_epoch)  # the whole checkpoint checked first
         except BaseException:
             scheduler.bind(previous)  # a refused fit leaves a passed callback as it was
@@ -385,7 +408,8 @@ class Learner:
         """[valid_loss, *metrics] over `dl` (default the validation loader), with the validation events."""
         dl = check_valid_loader(self.dls.valid if dl is None else dl)
         self.first_batch = True
-        with guarded(lambda: self.model.training, partial(end_validation, self)):  # the mode comes back, even on Ctrl-C
+        # the mode and `learn.autocast` (a callback's `before_validate` may set it) come back, even on Ctrl-C
+        with guarded(lambda: (self.model.training, self.autocast), partial(end_validation, self)):
             self._run_validation(dl)
         return list(self.recorder.last_valid)
 

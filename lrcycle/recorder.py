@@ -60,6 +60,7 @@ class Recorder(Callback):
         self.suggestions = None
         self.lr_find_result = None  # the last range test's result, kept through later fits for `plot()`
         self.last_valid: list[float] = []
+        self._previous, self._start_iter, self._finished = None, 0, True  # the history a fit replaces (`before_fit`)
 
     def _reset_traces(self, n_groups: int = 0) -> None:
         self.iters, self.iter_epochs = Trace("q"), Trace("q")
@@ -74,7 +75,15 @@ class Recorder(Callback):
         self._valid_sums, self._valid_count = None, 0
 
     # ---- hooks -------------------------------------------------------------------------------------
+    # what `before_fit` replaces: put back when a fit ends (an error, Ctrl-C) before its first step
+    _HISTORY = ("iters", "iter_epochs", "losses", "smooth_losses", "lrs", "moms", "group_lrs", "_avg", "_n",
+                "_device_losses", "_step_sizes", "_open", "_drop", "skipped_steps", "_valid_sums", "_valid_count",
+                "epochs", "suggestions", "metric_names")  # fmt: skip
+
     def before_fit(self, learn) -> None:
+        # references suffice: the traces are new lists from here on, the old ones stay as they were
+        self._previous = {name: getattr(self, name) for name in self._HISTORY}
+        self._start_iter, self._finished = learn.train_iter, False
         self._reset_traces(len(learn.opt.param_groups))
         self.epochs = []
         self.suggestions = None  # a range test sets {name: lr or (low, high)} after it ends
@@ -153,9 +162,14 @@ class Recorder(Callback):
 
     def after_fit(self, learn) -> None:
         self.flush()
+        self._finished = True
 
     def cleanup_fit(self, learn) -> None:
         self.flush()  # an interrupted fit keeps every step it recorded
+        previous, self._previous = self._previous, None
+        if previous is not None and not self._finished and learn.train_iter == self._start_iter:
+            for name, value in previous.items():  # no step was taken: the history is the previous fit's
+                setattr(self, name, value)
 
     def before_validate(self, learn) -> None:
         self._valid_sums = None
@@ -213,6 +227,33 @@ class Recorder(Callback):
         state["group_lrs"] = [trace.tolist() for trace in self.group_lrs]
         state.update({name: copy.deepcopy(getattr(self, name)) for name in self._PLAIN})
         return {**state, "metric_names": list(self.metric_names), "avg": self._avg, "n": self._n}
+
+    _STEP_TRACES = ("iters", "iter_epochs", "losses", "smooth_losses", "lrs", "moms")
+
+    def check_state(self, state: dict, fit: dict) -> None:
+        """A ValueError (its text goes on "the checkpoint's Recorder state ...") unless `state` is one this
+        recorder can go on from after `fit["epochs_done"]` epochs of `fit["steps_per_epoch"]` steps: every
+        entry there, every per-step trace of one length, the step numbers within the epochs done, one row an
+        epoch."""
+        missing = [name for name in (*self._TRACES, "metric_names", "avg", "n") if name not in state]
+        if missing:
+            raise ValueError(f"lacks {', '.join(map(repr, missing))}")
+        if not all(isinstance(state[name], list) for name in (*self._STEP_TRACES, "group_lrs", "epochs")):
+            raise ValueError("has traces that are not lists")
+        traces = {name: state[name] for name in self._STEP_TRACES}
+        traces.update({f"group_lrs[{g}]": t for g, t in enumerate(state["group_lrs"])})
+        if not all(isinstance(t, list) for t in traces.values()):
+            raise ValueError("has a group_lrs trace that is not a list")
+        lengths = {name: len(trace) for name, trace in traces.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"has traces of unequal lengths (a truncated trace?): {lengths}")
+        done, steps = fit["epochs_done"], fit["steps_per_epoch"]
+        if not all(isinstance(i, int) and 0 <= i < done * steps for i in state["iters"]):
+            raise ValueError(f"has step numbers outside the {done} epochs of {steps} steps done")
+        if len(state["epochs"]) != done or not all(isinstance(row, dict) for row in state["epochs"]):
+            raise ValueError(f"has {len(state['epochs'])} epoch rows for the {done} epochs done")
+        if not isinstance(state["n"], int) or not isinstance(state["avg"], (int, float)):
+            raise ValueError(f"has avg={state['avg']!r} and n={state['n']!r}, expected numbers")
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a `state_dict()` taken at an epoch's end; call it after `before_fit`, which resets."""

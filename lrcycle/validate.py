@@ -148,9 +148,22 @@ def check_wd(wd, n_groups: int) -> list[float] | None:
     return None if wd is None else spread_wd(wd, n_groups)
 
 
-def check_valid_loader(dl):
+def check_valid_loader(dl, name: str = "dl"):
+    """A loader to evaluate on: an iterable of batches, not empty when its length is known (an empty one would
+    give a NaN loss with no warning)."""
     if dl is None:
-        raise ValueError("dl: no validation data; pass dl=... or give DataLoaders a valid loader")
+        raise ValueError(f"{name}: no validation data; pass dl=... or give DataLoaders a valid loader")
+    if not hasattr(dl, "__iter__") or isinstance(dl, (str, bytes)):
+        raise TypeError(f"{name}: expected a data loader (an iterable of batches), got {type(dl).__name__}")
+    try:
+        n = len(dl)
+    except TypeError:  # an iterable without a length: nothing to check before it runs
+        return dl
+    if n == 0:
+        raise ValueError(
+            f"{name}: the validation data loader is empty (0 batches), which would give a NaN loss; pass one with "
+            "batches, or build DataLoaders without a valid loader to train without validation"
+        )
     return dl
 
 
@@ -277,3 +290,22 @@ def renamed(value, old_value, name: str, old_name: str):
         raise ValueError(f"{name}/{old_name}: give one ({old_name} is the old spelling of {name}), got both")
     warn_user(f"{old_name}= is now spelt {name}=, as in fit(lr, n_cycle); {old_name}= will go", DeprecationWarning)
     return old_value
+
+
+def loss_without_graph(loss_func, loss: torch.Tensor, model: torch.nn.Module) -> ValueError:
+    """The error for a training loss that backward cannot follow to the weights (it does not require grad):
+    what the loss is, and whether the model has any parameter left to train."""
+    params = list(model.parameters())
+    training = sum(p.requires_grad for p in params)
+    if training == 0:
+        frozen = (
+            f"every one of the model's {len(params)} parameter tensors is frozen (requires_grad=False): call "
+            "learn.unfreeze(), or freeze_to(n) with n below the number of layer groups"
+        )
+    else:
+        frozen = f"{training} of the model's {len(params)} parameter tensors train (requires_grad=True)"
+    return ValueError(
+        f"loss_func: {loss_func!r} gave a loss without a gradient graph (a {loss.dtype} tensor with "
+        "requires_grad=False), so backward cannot reach the weights; it must return a floating tensor computed "
+        f"from the model's output, without .item(), .detach() or an integer cast. Freeze state: {frozen}"
+    )

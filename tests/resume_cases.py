@@ -156,11 +156,13 @@ def final_state(learn: Learner, cbs: list) -> dict:
 
 def written_files(path: Path) -> dict:
     """The model files a fit wrote (best model, cycle snapshots) by name, as bytes; checkpoints as content
-    without the epochs' times and with file names for paths (what differs between two runs)."""
+    without the epochs' times (and the checksum over them) and with file names for paths (what differs between
+    two runs)."""
     files = {}
     for file in sorted((path / "models").glob("*.pth")):
         if file.stem.startswith("ck_ep"):
             content = torch.load(file, weights_only=True)
+            content.pop("checksum")  # it covers the times too
             for entry in content["state"]["callbacks"]:
                 if entry["type"] == "Recorder":
                     for row in entry["state"]["epochs"]:

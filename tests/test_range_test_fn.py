@@ -143,12 +143,12 @@ def sweep_lr(i, n, start, end):
 
 def raw_loop_losses(model, opt, criterion, loader, n, start, end, accumulate=1):
     """torch-lr-finder's recipe written out: at step i every group's lr is the sweep's, one step per
-    `accumulate` batches (mean loss of the group), repeated epochs; the losses recorded. With accumulation,
-    gradients are zeroed at each epoch's start (GradientAccumulation's rule); without, leftover ones count."""
+    `accumulate` batches (mean loss of the group), repeated epochs; the losses recorded. Gradients are zeroed
+    at each epoch's start (GradientAccumulation's rule; and a range test starts from clean gradients, as
+    torch-lr-finder zeroes them before every batch), so leftover ones never count."""
     losses, i = [], 0
     while i < n:
-        if accumulate > 1:
-            opt.zero_grad()
+        opt.zero_grad()
         batches = list(loader)
         for s in range(0, len(batches), accumulate):
             group = batches[s : s + accumulate]

@@ -124,7 +124,7 @@ def test_a_checkpoint_is_plain_data_with_every_part_of_the_state(tmp_path):
     assert_plain(content)
     assert {"model", "opt", "opt_type", "state"} <= set(content) and content["opt_type"] == "Adam"
     state = content["state"]
-    assert set(state) == {"fit", "callbacks", "rng"} and set(state["rng"]) >= {"torch", "numpy", "python"}
+    assert set(state) == {"fit", "callbacks", "rng", "frozen"} and set(state["rng"]) >= {"torch", "numpy", "python"}
     assert state["fit"]["epochs_done"] == 2 and state["fit"]["n_epoch"] == 4
     assert state["fit"]["best_save_name"] == "best" and state["fit"]["cycle_save_name"] is None
     types = [entry["type"] for entry in state["callbacks"]]

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from lrcycle.finder.suggest import running_median
 
 

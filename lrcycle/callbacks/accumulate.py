@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from ..callback import ORDER, Callback, CancelStepException
 from ..validate import check_positive_int
 
@@ -27,6 +29,7 @@ class GradientAccumulation(Callback):
 
     def __init__(self, n_batches: int):
         self.n_batches = check_positive_int(n_batches, "n_batches")
+        self.group_open, self.buffers, self.group_start = False, [], None
 
     def steps_per_epoch(self, n_batches: int) -> int:
         """Optimizer steps in an epoch of `n_batches` batches (read by the learner to plan cycles)."""
@@ -44,6 +47,38 @@ class GradientAccumulation(Callback):
         steps = self.steps_per_epoch(learn.n_iter)
         learn.total_iter = learn.n_epoch * steps
         learn.train_iter = learn.start_epoch * steps
+        self.group_open = False
+        self.buffers = list(learn.model.buffers()) if self.n_batches > 1 else []
+        self.group_start = None  # the buffers' values before the open group's first forward pass
+
+    def before_batch(self, learn) -> None:
+        if learn.training:
+            self.group_open = True  # until a step completes it
+            if self.buffers and learn.iter % self.n_batches == 0:
+                self._keep_buffers()
+
+    def _keep_buffers(self) -> None:
+        """A copy of the buffers at a group's start (BatchNorm statistics are small: one copy a step)."""
+        with torch.no_grad():
+            if self.group_start is None:
+                self.group_start = [b.detach().clone() for b in self.buffers]
+            else:
+                torch._foreach_copy_(self.group_start, [b.detach() for b in self.buffers])
+
+    def after_batch(self, learn) -> None:
+        if learn.training:
+            self.group_open = not learn.stepped
+
+    def cleanup_fit(self, learn) -> None:
+        """A fit stopped inside a group (Ctrl-C between its batches, or an error) ends as its last completed
+        step left it: the group's summed gradients cleared, the buffers its forward passes moved put back."""
+        if not self.group_open:
+            return
+        self.group_open = False
+        learn.opt.zero_grad()
+        if self.group_start is not None:
+            with torch.no_grad():
+                torch._foreach_copy_([b.detach() for b in self.buffers], self.group_start)
 
     def before_train(self, learn) -> None:
         learn.opt.zero_grad()  # a group cut short by a cancelled epoch must not leak into the next one

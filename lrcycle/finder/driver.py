@@ -74,7 +74,7 @@ def run_range_test(learn, start_lr, end_lr, num_it, stop_div, linear, suggest_fu
     lrs, losses, smooth_losses = rec.lrs, rec.losses, rec.smooth_losses
     if n_repeats > 1:
         lrs, losses, smooth_losses = (list(map(float, a)) for a in suggest.average_curves(curves))
-    values = [func(lrs, smooth_losses) for func in funcs]
+    values = [check_suggestion(func, func(lrs, smooth_losses)) for func in funcs]
     rec.suggestions = {func.__name__: value for func, value in zip(funcs, values, strict=True)}
     result = suggestion_result(funcs, values, lrs, losses, smooth_losses)
     if n_repeats > 1:  # at once: the picks of the repeats are the band, and their disagreement warns now
@@ -122,6 +122,17 @@ def check_suggest_funcs(suggest_funcs) -> list[Callable]:
     if not all(n.isidentifier() and not n.startswith("_") for n in names) or len(set(names)) != len(names):
         raise ValueError(f"suggest_funcs: each function needs a distinct public name (a field name), got {names}")
     return funcs
+
+
+def check_suggestion(func, value):
+    """A suggestion function's answer: an lr (a number, NaN for none) or a `(low, high)` pair of them."""
+    pair = isinstance(value, tuple) and len(value) == 2 and all(_is_number(v) for v in value)
+    if not (_is_number(value) or pair):
+        raise TypeError(
+            f"suggest_funcs: {getattr(func, '__name__', func)} returned {value!r}; a suggestion function must "
+            "return an lr (a float, NaN for none) or a (low, high) pair of floats"
+        )
+    return value
 
 
 class RangeTestCurve:

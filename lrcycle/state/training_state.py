@@ -13,8 +13,15 @@ from .rng import rng_state
 
 
 def training_state(learn) -> dict:
-    """`{"fit": position or None, "callbacks": [{"type", "state"}...], "rng": ...}` for `learn` now."""
-    return {"fit": fit_position(learn), "callbacks": callback_states(learn.cbs), "rng": rng_state()}
+    """`{"fit": position or None, "callbacks": [{"type", "state"}...], "rng": ..., "frozen": ...}` for `learn`
+    now; `frozen` says which parameters train, layer group by layer group (`freeze_state`)."""
+    state = {"fit": fit_position(learn), "callbacks": callback_states(learn.cbs), "rng": rng_state()}
+    return {**state, "frozen": freeze_state(learn.layer_groups)}
+
+
+def freeze_state(layer_groups) -> list[list[bool]]:
+    """`requires_grad` of every parameter, one list per layer group: what `freeze_to` set (and `train_bn` kept)."""
+    return [[bool(p.requires_grad) for p in group] for group in layer_groups]
 
 
 def fit_position(learn) -> dict | None:
