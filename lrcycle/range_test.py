@@ -8,6 +8,8 @@ they were, on every exit. It returns the suggestions together with the curve the
 from __future__ import annotations
 
 import copy
+import math
+import warnings
 from collections import namedtuple
 from collections.abc import Callable
 from functools import lru_cache, partial
@@ -80,7 +82,7 @@ def run_range_test(
     lrs, losses, smooth_losses = rec.lrs, rec.losses, rec.smooth_losses
     if n_repeats > 1:
         lrs, losses, smooth_losses = (list(map(float, a)) for a in suggest.average_curves(curves))
-    values = [func(lrs, smooth_losses) for func in funcs]
+    values = suggestion_values(funcs, lrs, smooth_losses)
     rec.suggestions = {func.__name__: value for func, value in zip(funcs, values, strict=True)}
     result = suggestion_result(funcs, values, lrs, losses, smooth_losses)
     result.suggestion_band = suggest.suggestion_band(funcs[0], curves, lrs, losses, smooth_losses)
@@ -88,6 +90,28 @@ def run_range_test(
     if show_plot:
         result.plot()
     return result
+
+
+def suggestion_values(funcs, lrs, smooth_losses) -> list:
+    """Each function's suggestion, the default first. The default's warnings reach the user (pointed at their
+    call); another function's `SuggestionWarning` only when the default found nothing: otherwise its NaN in the
+    result says enough."""
+    values, shown = [], []
+    for func in funcs:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            values.append(func(lrs, smooth_losses))
+        quiet = len(values) > 1 and found(values[0])
+        shown += [w for w in caught if not (quiet and issubclass(w.category, suggest.SuggestionWarning))]
+    for w in shown:
+        suggest.warn_user(str(w.message), w.category)
+    return values
+
+
+def found(value) -> bool:
+    """Whether a suggestion (an lr or a `(low, high)` pair) holds a finite lr."""
+    parts = value if isinstance(value, (tuple, list)) else (value,)
+    return any(isinstance(v, (int, float)) and math.isfinite(v) for v in parts)
 
 
 def take_snapshot(learn) -> tuple[TrainingSnapshot, ScalerSnapshot]:
@@ -248,7 +272,17 @@ def _result_type(names: tuple[str, ...]):
     class SuggestedLRs(namedtuple("SuggestedLRs", names), RangeTestCurve):
         """The suggested lrs (by name, index or unpacking; the default first) and the curve they came from."""
 
+        def __repr__(self) -> str:  # 3 significant digits: the suggestions are not more precise than that
+            return f"SuggestedLRs({', '.join(f'{k}={three_digits(v)}' for k, v in self.suggestions.items())})"
+
     return SuggestedLRs
+
+
+def three_digits(value) -> str:
+    """An lr (or a `(low, high)` pair) to 3 significant digits: `0.00123`, `1.23e-06`, `nan`."""
+    if isinstance(value, (tuple, list)):
+        return f"({', '.join(three_digits(v) for v in value)})"
+    return f"{value:.3g}" if isinstance(value, (int, float)) else repr(value)
 
 
 def suggestion_result(funcs, values, lrs, losses, smooth_losses):
