@@ -30,14 +30,30 @@ import suggest_quality as sq
 import torch
 
 from lrcycle import suggest
+from lrcycle.range_test import clear_answer
 
 TAIL_SEEDS = range(10)
 TAIL_ORDERS = range(3)
 
 
 def rules() -> list:
-    """The default first, then the other rules under their names."""
-    return [suggest.cliff, suggest.halfway, suggest.minimum, suggest.steep, suggest.valley, sq.high_end]
+    """The default's one-test rule first, then the other rules under their names."""
+    others = [suggest.halfway, suggest.minimum, suggest.steep, suggest.valley, suggest.valley_run, sq.high_end]
+    return [suggest.cliff, *others]
+
+
+def auto_picks(rule, curves: list[dict], task: sq.Task) -> list[float]:
+    """`lr_find(n_repeats="auto")` on the cached tests: a test on which `rule` finds no clear answer (it warns or
+    gives NaN) is read as the average of its seed's TAIL_ORDERS tests (the same weights, other batch orders)."""
+    n = len(TAIL_ORDERS)
+    picks = []
+    for k, curve in enumerate(curves):
+        if not clear_answer(rule, curve["lrs"], curve["losses"]):
+            group = curves[n * (k // n) : n * (k // n) + n]
+            lrs, losses, smoothed = suggest.average_curves([(c["lrs"], c["losses"]) for c in group])
+            curve = {"lrs": list(lrs), "losses": list(losses), "smooth_losses": list(smoothed)}
+        picks.append(sq.pick(rule, curve, task))
+    return picks
 
 
 def good_band(task: sq.Task, logs: np.ndarray, accs: np.ndarray) -> tuple[float, float, float]:
@@ -83,7 +99,11 @@ def run_task(task: sq.Task, quick: bool, n_train: int) -> dict:
     low, high, tolerance = good_band(task, logs, accs)
     curves = [sq.range_test(task, store, s, o) for s in TAIL_SEEDS for o in TAIL_ORDERS]
     result = {"task": task.name, "band": (low, high), "tolerance": tolerance, "best": float(accs.mean(1).max())}
-    result["rules"] = {rule.__name__: tail_row([sq.pick(rule, c, task) for c in curves], low, high) for rule in rules()}
+    default = rules()[0]
+    result["rules"] = {f"{default.__name__}_auto": tail_row(auto_picks(default, curves, task), low, high)}
+    result["rules"] |= {
+        rule.__name__: tail_row([sq.pick(rule, c, task) for c in curves], low, high) for rule in rules()
+    }
     if n_train:
         result["trained"] = trained_regret(task, store, logs, accs, n_train)
     return result

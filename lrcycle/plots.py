@@ -69,7 +69,7 @@ def plot_loss_vs_lr(lrs, losses, skip_start=10, skip_end=5, suggestions=None, ax
     ax.plot(lrs, losses, color="C0")
     ax.set_xscale("log")
     if band is not None and all(math.isfinite(b) and b > 0 for b in band):
-        ax.axvspan(*band, color="C3", alpha=0.25, label=f"default's spread: {band[0]:.3g} to {band[1]:.3g}")
+        ax.axvspan(*band, color="C3", alpha=0.25, label=f"default's spread: {band[0]:.2e} to {band[1]:.2e}")
     if suggestions:
         _mark_suggestions(ax, suggestions, lrs, losses)
     if suggestions or band is not None:
@@ -106,7 +106,7 @@ def _mark_suggestions(ax, suggestions: dict, lrs, losses) -> None:
     for lr, names, is_default in marks:
         if is_default:
             names = [f"{names[0]} (default)", *names[1:]]
-        label = f"{', '.join(names)}: {lr:.3g}"
+        label = f"{', '.join(names)}: {lr:.2e}"
         if is_default:  # solid, thick, red, with a dot where it meets the curve
             ax.axvline(lr, color="C3", linestyle="-", linewidth=2.5, label=label, zorder=3)
             order = np.argsort(lrs)

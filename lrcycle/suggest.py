@@ -23,9 +23,9 @@ import numpy as np
 
 # cliff's settings, fitted on every task, seed and batch order of benchmarks/suggest_quality.py at once (--fit)
 CLIFF_FACTOR, CLIFF_DIVISOR, CLIFF_NEAR, CLIFF_RISE, CLIFF_WINDOW = 3.0, 4.0, 0.3, 2.0, 3
-CLIFF_CLEAR = 3.0  # a fall, a climb or a break counts once it is this many stds of the raw loss's noise clear
-BROKEN_PAST_BREAK = True
+CLIFF_CLEAR = 2.5  # a fall, a climb or a break counts once it is this many stds of the raw loss's noise clear
 CLIFF_MIN_FALL = 0.01  # ... and at least this share of the starting loss (a loss without noise)
+START_POINTS = 20  # the start level: the median of this many first raw losses read
 GUARD_WINDOW = 9  # the guards' running median: its noise is sqrt(pi / (2 * 9)) = 0.42 of a single loss's
 CLIFF_BAND_SCALE = 8.0  # cliff_band's width in standard errors: it then holds about 2/3 (63%) of other orders' picks
 # Picks further apart than this cannot all be good: on every benchmark task, 2x off the best lr costs > 0.5 points.
@@ -252,9 +252,16 @@ def cliff(
     """
     _check_cliff(factor, divisor, near, rise)
     fall = read_fall(lrs, smooth_losses, losses, window)
-    if fall is None:
-        return _nan("cliff", "the loss never falls clearly (by 3 stds of its noise) before it breaks")
-    return _cliff_pick(fall, factor, divisor, near, rise)
+    if fall is not None:
+        return _cliff_pick(fall, factor, divisor, near, rise)
+    broken = climbed_at(lrs, smooth_losses, losses)
+    if math.isnan(broken):
+        return _nan("cliff", f"the loss never falls clearly (by {CLIFF_CLEAR:g} stds of its noise), nor breaks")
+    warn_user(
+        f"cliff: the loss never falls clearly (by {CLIFF_CLEAR:g} stds of its noise); read from the break alone, "
+        f"at {broken:.3g}: try lr_find(n_repeats=3) to average out the noise"
+    )
+    return broken / divisor
 
 
 def cliff_band(
@@ -280,16 +287,15 @@ def cliff_band(
         raise ValueError(f"scale: must be >= 0, got {scale!r}")
     fall = read_fall(lrs, smooth_losses, losses, window)
     if fall is None:
-        return (_nan("cliff_band", "the loss never falls clearly (by 3 stds of its noise) before it breaks"), math.nan)
+        return (_nan("cliff_band", f"the loss never falls clearly (by {CLIFF_CLEAR:g} stds of its noise)"), math.nan)
     noise = fall.noise if noise is None else noise
     if not noise >= 0:
         return (_nan("cliff_band", "no noise estimate"), math.nan)
     err = scale * noise * math.sqrt(math.pi / (2 * window))
-    picks = [
-        _cliff_pick(fall, factor, divisor, near, rise, fall_shift, break_shift)
-        for fall_shift in (-err, err)
-        for break_shift in (-err, err)
-    ]
+    picks = []
+    for break_shift in (-err, err):
+        moved = read_fall(lrs, smooth_losses, losses, window, break_shift=break_shift) or fall
+        picks += [_cliff_pick(moved, factor, divisor, near, rise, shift, break_shift) for shift in (-err, err)]
     return (min(picks), max(picks))
 
 
@@ -315,7 +321,9 @@ class Fall(NamedTuple):
     climb_at: int  # the last point before the median climbs `margin` above the bottom: the latest pick
 
 
-def read_fall(lrs, smooth_losses, losses, window: int, clear: float = CLIFF_CLEAR, min_drop: float = 0.05):
+def read_fall(
+    lrs, smooth_losses, losses, window: int, clear: float = CLIFF_CLEAR, min_drop: float = 0.05, break_shift=0.0
+):
     """The fall of the raw loss, read only up to the break; None when the loss never falls clearly.
 
     `start` is the median raw loss of the first 10 points read; `margin` is `clear` times the raw loss's noise
@@ -326,7 +334,8 @@ def read_fall(lrs, smooth_losses, losses, window: int, clear: float = CLIFF_CLEA
     diverges, and the zeros between them, are never read. Up to the break, `bottom` is the lowest `window`-point
     median and `top` the highest before it; the climb starts after the last point within `margin` of the wide
     median's lowest point that follows it without a gap: the latest pick. A fall smaller than `margin` or
-    `min_drop * |start|` is no fall (None), so a bump of noise never makes a bottom or a climb.
+    `min_drop * |start|` is no fall (None), so a bump of noise never makes a bottom or a climb. `break_shift`
+    moves the break's level (`cliff_band`), never below `start`.
     """
     lrs, median = median_curve(lrs, smooth_losses, losses, window)
     raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
@@ -334,26 +343,66 @@ def read_fall(lrs, smooth_losses, losses, window: int, clear: float = CLIFF_CLEA
     _, raw = _curve(lrs, raw[: len(lrs)], skip_end=0)
     if len(median) < 3:
         return None
-    start = float(np.median(raw[: min(10, max(len(raw) // 4, 1))]))
+    start, margin = start_and_margin(raw, clear)
     noise = loss_noise(raw[: max(len(raw) // 2, 3)])
-    margin = max(clear * noise, CLIFF_MIN_FALL * abs(start))
     if not margin >= 0:
         return None
     guard = running_median(raw, GUARD_WINDOW)
-    fallen = np.nonzero(guard <= start - margin)[0]
-    spikes = np.nonzero(raw[fallen[0] + 1 :] > start + margin)[0] if len(fallen) else []
-    break_at = fallen[0] + 1 + int(spikes[0]) if len(spikes) else len(raw) - 1
-    n_read = break_at + (not len(spikes))  # a broken point itself is not read
+    fall = first_clear_fall(guard, raw, start, margin, max(margin + break_shift, 0.0))
+    if fall is None:
+        return None
+    clear_at, break_at = fall
+    spiked = break_at < len(raw)
+    break_at = min(break_at, len(raw) - 1)
+    n_read = break_at + (not spiked)  # a broken point itself is not read
     guard = guard[:n_read]  # centred: the first broken point moves a median by one rank at most
     low_at = int(np.argmin(guard))
     if not start - guard[low_at] >= max(margin, min_drop * abs(start)):
         return None
     bottom_at = int(np.argmin(median[:n_read]))
     top = float(median[: bottom_at + 1].max())
-    clear_at = int(np.argmax(guard <= start - margin))
     above = np.nonzero(guard[low_at:] > guard[low_at] + margin)[0]
     climb_at = low_at + int(above[0]) - 1 if len(above) else n_read - 1
     return Fall(log_lrs, raw, median, noise, break_at, top, bottom_at, clear_at, max(climb_at, clear_at))
+
+
+def climbed_at(lrs, smooth_losses, losses=None, clear: float = CLIFF_CLEAR) -> float:
+    """Where training breaks without a fall: the first lr at which the wide running median of the raw loss
+    (`GUARD_WINDOW` points) is `clear` noise stds above the start (`start_and_margin`: a climb, not a spike), or
+    where the curve ends at a non-finite loss or a median past 4x its first (`median_curve`); NaN if neither."""
+    raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
+    lrs_kept, _ = median_curve(lrs, smooth_losses, losses, 1)
+    log_lrs, kept = _curve(lrs_kept, raw[: len(lrs_kept)], skip_end=0)
+    if len(kept) < 3:
+        return math.nan
+    start, margin = start_and_margin(kept, clear)
+    above = np.nonzero(running_median(kept, GUARD_WINDOW) > start + margin)[0]
+    if len(above) and margin >= 0:
+        return float(10 ** log_lrs[above[0]])
+    cut = len(lrs_kept) < min(len(lrs), len(raw))  # the curve was ended at a broken point, its last
+    return float(10 ** log_lrs[-1]) if cut else math.nan
+
+
+def start_and_margin(raw: np.ndarray, clear: float) -> tuple[float, float]:
+    """(the median of the first `START_POINTS` raw losses, `clear` times their noise (`loss_noise` over the first
+    half of the points), at least `CLIFF_MIN_FALL` of the start)."""
+    start = float(np.median(raw[: min(START_POINTS, max(len(raw) // 4, 1))]))
+    return start, max(clear * loss_noise(raw[: max(len(raw) // 2, 3)]), CLIFF_MIN_FALL * abs(start))
+
+
+def first_clear_fall(guard: np.ndarray, raw: np.ndarray, start: float, margin: float, spike: float):
+    """(where the loss has first fallen clearly, the break after it: `len(raw)` if none), None without a clear fall.
+
+    The fall is clear from the first point after which the wide median `guard` stays `margin` below `start` for
+    `GUARD_WINDOW` points, or up to the break if that comes sooner (a dip of noise comes back up); the break is
+    the first later raw loss `spike` above `start`."""
+    below = guard <= start - margin
+    for i in np.nonzero(below)[0]:
+        spikes = np.nonzero(raw[i + 1 :] > start + spike)[0]
+        end = i + 1 + int(spikes[0]) if len(spikes) else len(raw)
+        if below[i : min(i + GUARD_WINDOW, end)].all():
+            return int(i), end
+    return None
 
 
 def _cliff_pick(fall: Fall, factor, divisor, near, rise, fall_shift=0.0, break_shift=0.0) -> float:
@@ -363,7 +412,7 @@ def _cliff_pick(fall: Fall, factor, divisor, near, rise, fall_shift=0.0, break_s
     bottom = float(median[bottom_at])
     drop = fall.top - bottom
     fallen = _first_crossing(log_lrs[: bottom_at + 1], median[: bottom_at + 1], bottom + near * drop + fall_shift, -1)
-    end = len(median) if BROKEN_PAST_BREAK else fall.break_at + 1
+    end = fall.break_at + 1
     broken = _first_crossing(log_lrs[bottom_at:end], median[bottom_at:end], bottom + rise * drop + break_shift, 1)
     pick = min(fallen + math.log10(factor), broken - math.log10(divisor))
     return float(10 ** np.clip(pick, log_lrs[fall.clear_at], log_lrs[fall.climb_at]))

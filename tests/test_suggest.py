@@ -259,11 +259,13 @@ def fall_flat_climb(high=2.3, low=0.3, climb_per_decade=3.0):
 
 def expected_cliff(factor, divisor, near, rise, fall_shift=0.0, break_shift=0.0, high=2.3, low=0.3, climb=3.0):
     """min(factor * fallen, broken / divisor) on fall_flat_climb, from its straight segments, kept inside the fall:
-    not past 1e-1, where the climb starts, nor before the loss is 1% (the least clear fall) below its start."""
-    fall = high - low
+    not past 1e-1, where the climb starts, nor before the loss is 1% (the least clear fall, without noise) below
+    its start. `broken` is read no further than the break, the first loss 1% above the start."""
+    fall, raw = high - low, fall_flat_climb(high, low, climb)
     fallen = -4.0 + (high - (low + near * fall + fall_shift)) / (fall / 2)  # falls fall/2 a decade
     broken = -1.0 + (rise * fall + break_shift) / climb  # climbs `climb` a decade from the bottom
-    clear = LRS[np.argmax(fall_flat_climb(high, low, climb) <= 0.99 * high)]
+    broken = min(broken, LOG_LRS[np.argmax(raw > high + max(0.01 * high + break_shift, 0.0))])
+    clear = LRS[np.argmax(raw <= 0.99 * high)]
     return float(np.clip(min(factor * 10**fallen, 10**broken / divisor), clear, 1e-1))
 
 
@@ -289,10 +291,16 @@ def test_cliff_defaults_are_the_fitted_constants():
     assert suggest.cliff(LRS, suggest.smooth(fall_flat_climb())) == pytest.approx(expected, rel=1e-6)
 
 
-def test_cliff_without_a_real_fall_is_nan_with_a_warning():
+def test_cliff_without_a_real_fall_is_the_break_over_the_divisor_with_a_warning():
     raw = fall_flat_climb(high=2.3, low=2.25)  # falls 2% of its top: too little to read
-    with pytest.warns(SuggestionWarning, match="never falls"):
-        assert math.isnan(suggest.cliff(LRS, None, raw, divisor=4.0, rise=2.0))
+    broken = LRS[np.argmax(raw > 2.3 * 1.01)]  # it climbs 1% (the least clear climb, without noise) above its start
+    with pytest.warns(SuggestionWarning, match="never falls clearly.*break alone"):
+        assert suggest.cliff(LRS, None, raw, divisor=4.0, rise=2.0) == pytest.approx(broken / 4, rel=1e-9)
+
+
+def test_cliff_without_a_fall_or_a_break_is_nan_with_a_warning():
+    with pytest.warns(SuggestionWarning, match="never falls clearly.*nor breaks"):
+        assert math.isnan(suggest.cliff(LRS, None, np.full(len(LRS), 2.3)))
 
 
 def test_cliff_ignores_a_single_spike():
@@ -305,7 +313,7 @@ def test_cliff_ignores_the_loss_past_four_times_its_start():
     raw = fall_flat_climb(climb_per_decade=10.0)
     wild = raw > 4 * 2.3  # broken weights: the loss swings, down to 0
     raw[wild] = np.where(np.arange(wild.sum()) % 2, 0.0, 50.0)
-    expected = expected_cliff(1e4, 4.0, 0.3, 2.0, climb=10.0)  # the break at 0.3 + 2 * 2.0, before the swings
+    expected = expected_cliff(1e4, 4.0, 0.3, 2.0, climb=10.0)  # the break before the swings
     assert suggest.cliff(LRS, None, raw, factor=1e4, divisor=4.0, near=0.3, rise=2.0) == pytest.approx(
         expected, rel=1e-6
     )

@@ -37,13 +37,14 @@ def test_a_flat_noisy_curve_is_nan_with_a_warning_never_a_tiny_lr():
         assert math.isnan(suggest.cliff(LRS, suggest.smooth(raw)))
 
 
-def test_a_fall_within_the_noise_is_no_fall():
+def test_a_fall_within_the_noise_is_no_fall_and_the_pick_comes_from_the_break():
     rng = np.random.default_rng(1)
     sigma = 0.05
-    raw = np.interp(LOG_LRS, [-3, -2], [1.0, 1.0 - 1.5 * sigma]) + rng.normal(0, sigma, N)  # falls 1.5 stds
-    raw = np.where(LOG_LRS > -0.5, 1.0 + 10 ** (2 * (LOG_LRS + 0.5)), raw)  # then diverges
-    with pytest.warns(SuggestionWarning):
-        assert math.isnan(suggest.cliff(LRS, suggest.smooth(raw)))
+    raw = np.interp(LOG_LRS, [-3, -2], [1.0, 1.0 - 0.5 * sigma]) + rng.normal(0, sigma, N)  # falls half a std
+    raw = np.where(LOG_LRS > -0.5, 1.0 + 10 ** (2 * (LOG_LRS + 0.5)), raw)  # then diverges from 10**-0.5
+    with pytest.warns(SuggestionWarning, match="never falls clearly"):
+        lr = suggest.cliff(LRS, suggest.smooth(raw))
+    assert 10**-0.5 / suggest.CLIFF_DIVISOR <= lr <= 1.0 / suggest.CLIFF_DIVISOR  # a quarter of where it breaks
 
 
 def fall_curve(fall_from, fall_to, climb_at, start=1.0, bottom=0.2):
