@@ -38,7 +38,7 @@ TAIL_ORDERS = range(3)
 
 def rules() -> list:
     """The default's one-test rule first, then the other rules under their names."""
-    others = [suggest.halfway, suggest.minimum, suggest.steep, suggest.valley, suggest.valley_run, sq.high_end]
+    others = [suggest.halfway, suggest.minimum, suggest.steep, suggest.valley, sq.high_end]
     return [suggest.cliff, *others]
 
 

@@ -156,23 +156,6 @@ def decreasing_run_lengths(losses) -> np.ndarray:
     return lds
 
 
-def valley_run(lrs, smooth_losses) -> float:
-    """The middle (in log lr) of the longest run of consecutive decreases of the smoothed loss (each point below
-    the one before it): a noisy plateau breaks into short runs. Higher than `valley`, which may skip points."""
-    log_lrs, losses = _curve(lrs, smooth_losses)
-    if len(losses) < 2:
-        return _nan("valley_run", "fewer than two finite points")
-    falling = np.diff(losses) < 0
-    if not falling.any():
-        return _nan("valley_run", "the loss never falls")
-    best_len, best_end, run = 0, 0, 0
-    for i, down in enumerate(falling):
-        run = run + 1 if down else 0
-        if run > best_len:
-            best_len, best_end = run, i + 1  # the run covers points best_end - best_len .. best_end
-    return float(10 ** ((log_lrs[best_end - best_len] + log_lrs[best_end]) / 2))
-
-
 def lr_range(lrs, smooth_losses, frac: float = 0.1) -> tuple[float, float]:
     """(low, high) for cyclical schedules, after Smith's range test: `low` where the loss has fallen by
     `frac` of its total fall (it starts falling), `high` where it is within `frac` of its minimum (it
