@@ -4,7 +4,10 @@ Every function is a plain function of the two lists, so it works on any recorded
 short one (a test stopped after a few iterations): it returns its best answer, or NaN with a
 `SuggestionWarning`, never raises. The first and last points are skipped like `Recorder.plot` skips them
 (the debiased smoothed loss is noisy at first, the last points are the divergence), fewer when the curve
-is short. The default, `cliff`, reads the raw losses, which it recovers exactly from the whole smoothed curve.
+is short. The default, `cliff`, reads the raw losses, which it recovers exactly from the whole smoothed curve,
+and picks only inside the fall (`read_fall`). `valley` is fastai 2.8's rule; `steep` is torch-lr-finder's
+(central differences; fastai's `steep` takes forward differences). Every warning points at the caller's line
+(`warn_user`).
 
 Around the rules: `cliff_band` (the default's spread from the loss's noise), `average_curves` (several tests
 on other batch orders), `check_agreement` (a `SuggestionWarning` when picks disagree) and `suggestion_band` (what a
@@ -201,6 +204,12 @@ def divergence(lrs, smooth_losses, rise: float = 0.5, shift: float = 0.0) -> flo
     return float(10 ** (x0 + (x1 - x0) * (level - y0) / (y1 - y0)))
 
 
+def trailing_median(values, window: int) -> np.ndarray:
+    """The median of each point and the `window - 1` before it (fewer at the start): what the loss has done so far."""
+    values = np.asarray(values, dtype=float).ravel()
+    return np.array([np.median(values[max(0, i - window + 1) : i + 1]) for i in range(len(values))])
+
+
 def running_median(values, window: int) -> np.ndarray:
     """The median of each point and its neighbours, `window` points centred on it (fewer at the ends): a
     smoothing that does not trail the curve, unlike a moving average, and shrugs off single spikes."""
@@ -221,13 +230,18 @@ def cliff(
     rise: float = CLIFF_RISE,
     window: int = CLIFF_WINDOW,
 ) -> float:
-    """lrcycle's default: `min(factor * fallen, broken / divisor)` on the raw loss's running median, kept inside
-    the fall: never before the loss has clearly fallen, never past the point where it starts to climb.
+    """lrcycle's default: three times the lr where the loss has done 70% of its fall, or a quarter of the lr where
+    training breaks, whichever is lower, always inside the fall.
 
-    `fallen` is where the median has made `1 - near` of its fall (top to bottom) and `broken` where, past the
-    bottom, it climbs above `bottom + rise * fall`; the top and bottom are read only up to the break, the first
-    batch whose loss is worse than the top by `CLIFF_CLEAR` noise stds (`read_fall`). NaN with a
-    `SuggestionWarning` when the loss never falls by that margin: there is no fall to pick from.
+    In three sentences: the raw loss's fall is read up to the break, the first batch whose loss is worse than the
+    untrained model's by a clear margin of its noise, so spikes and zeros of a diverging model are never read.
+    The pick is `min(factor * fallen, broken / divisor)`, with `fallen` where the running median of the raw loss
+    is within `near` of its fall from the bottom and `broken` where it climbs `rise` falls above the bottom (or
+    the break, if sooner). It is kept between the point where the loss has clearly fallen (`CLIFF_CLEAR` noise
+    stds, `read_fall`) and the start of the climb.
+
+    A loss that never falls clearly gives `broken / divisor` with a `SuggestionWarning` (`lr_find(n_repeats=
+    "auto")` then averages three tests), or NaN with one when it does not break either: never a tiny lr.
 
     The raw losses (`losses`, else recovered exactly from the whole smoothed curve by `unsmooth`) are read
     because the recorder's average trails them by about 1/(1 - 0.98) = 50 iterations, half a default test;
@@ -312,13 +326,14 @@ def read_fall(
     `start` is the median raw loss of the first 10 points read; `margin` is `clear` times the raw loss's noise
     (`loss_noise` of the first half of the points), at least `CLIFF_MIN_FALL * |start|`. The guards read a wide
     running median (`GUARD_WINDOW` points), which noise moves less than half as much as a single loss. The loss
-    has fallen clearly where that median is `margin` below `start`: the earliest pick. The break is the first
+    has fallen clearly once the median of the last `GUARD_WINDOW` losses stays `margin` below `start`
+    (`first_clear_fall`): the earliest pick. The break is the first
     later batch whose loss is `margin` above `start`, worse than the untrained model: the spikes of a model that
     diverges, and the zeros between them, are never read. Up to the break, `bottom` is the lowest `window`-point
     median and `top` the highest before it; the climb starts after the last point within `margin` of the wide
     median's lowest point that follows it without a gap: the latest pick. A fall smaller than `margin` or
     `min_drop * |start|` is no fall (None), so a bump of noise never makes a bottom or a climb. `break_shift`
-    moves the break's level (`cliff_band`), never below `start`.
+    raises the break's level (`cliff_band`; a negative one leaves it).
     """
     lrs, median = median_curve(lrs, smooth_losses, losses, window)
     raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
@@ -331,7 +346,7 @@ def read_fall(
     if not margin >= 0:
         return None
     guard = running_median(raw, GUARD_WINDOW)
-    fall = first_clear_fall(guard, raw, start, margin, max(margin + break_shift, 0.0))
+    fall = first_clear_fall(trailing_median(raw, GUARD_WINDOW), raw, start, margin, margin + max(break_shift, 0.0))
     if fall is None:
         return None
     clear_at, break_at = fall
@@ -373,13 +388,14 @@ def start_and_margin(raw: np.ndarray, clear: float) -> tuple[float, float]:
     return start, max(clear * loss_noise(raw[: max(len(raw) // 2, 3)]), CLIFF_MIN_FALL * abs(start))
 
 
-def first_clear_fall(guard: np.ndarray, raw: np.ndarray, start: float, margin: float, spike: float):
+def first_clear_fall(trailing: np.ndarray, raw: np.ndarray, start: float, margin: float, spike: float):
     """(where the loss has first fallen clearly, the break after it: `len(raw)` if none), None without a clear fall.
 
-    The fall is clear from the first point after which the wide median `guard` stays `margin` below `start` for
-    `GUARD_WINDOW` points, or up to the break if that comes sooner (a dip of noise comes back up); the break is
-    the first later raw loss `spike` above `start`."""
-    below = guard <= start - margin
+    The loss has fallen clearly at the first point from which the median of the last `GUARD_WINDOW` raw losses
+    (`trailing`) stays `margin` below `start` for `GUARD_WINDOW` points, or up to the break if that comes sooner
+    (a dip of noise comes back up); the break is the first later raw loss `spike` above `start`."""
+    below = trailing <= start - margin
+    below[: GUARD_WINDOW - 1] = False  # a median of fewer losses is not clear of the noise
     for i in np.nonzero(below)[0]:
         spikes = np.nonzero(raw[i + 1 :] > start + spike)[0]
         end = i + 1 + int(spikes[0]) if len(spikes) else len(raw)
