@@ -1,7 +1,8 @@
 """How good are the range test's suggestions? Train at each suggested lr and compare with a grid's best.
 
-Thirteen tasks on data that needs no download (scikit-learn's digits, breast cancer and wine, MNIST-1D
-generated locally by the `mnist1d` package, synthetic `make_classification` sets), five kinds of model
+Fifteen tasks on data that needs no download (scikit-learn's digits, breast cancer and wine, MNIST-1D
+generated locally by the `mnist1d` package, synthetic `make_classification` sets, and a `make_friedman1`
+regression scored as 100 * R^2 in place of accuracy), five kinds of model
 (MLP, CNN, BatchNorm CNN, residual MLP, GRU), SGD with momentum, Adam and AdamW with weight decay, budgets
 of 3 to 15 epochs and batches of 16 to 128. Per task, the oracle is the best mean validation accuracy over
 3 seeds of a log grid of `lr_max` (a quarter decade apart, at least 14 points, widened while the best sits
