@@ -314,7 +314,7 @@ class Fall(NamedTuple):
     break_at: int  # the break: the first loss `margin` above the start after a clear fall (the last point if none)
     top: float  # the highest median before the bottom, both read before the break
     bottom_at: int
-    clear_at: int  # the first point whose median is `margin` below the top: the earliest pick
+    clear_at: int  # where the loss has clearly fallen (`first_clear_fall`): the earliest pick
     climb_at: int  # the last point before the median climbs `margin` above the bottom: the latest pick
 
 
@@ -323,17 +323,15 @@ def read_fall(
 ):
     """The fall of the raw loss, read only up to the break; None when the loss never falls clearly.
 
-    `start` is the median raw loss of the first 10 points read; `margin` is `clear` times the raw loss's noise
-    (`loss_noise` of the first half of the points), at least `CLIFF_MIN_FALL * |start|`. The guards read a wide
-    running median (`GUARD_WINDOW` points), which noise moves less than half as much as a single loss. The loss
-    has fallen clearly once the median of the last `GUARD_WINDOW` losses stays `margin` below `start`
-    (`first_clear_fall`): the earliest pick. The break is the first
-    later batch whose loss is `margin` above `start`, worse than the untrained model: the spikes of a model that
-    diverges, and the zeros between them, are never read. Up to the break, `bottom` is the lowest `window`-point
-    median and `top` the highest before it; the climb starts after the last point within `margin` of the wide
-    median's lowest point that follows it without a gap: the latest pick. A fall smaller than `margin` or
-    `min_drop * |start|` is no fall (None), so a bump of noise never makes a bottom or a climb. `break_shift`
-    raises the break's level (`cliff_band`; a negative one leaves it).
+    `start` and `margin` are `start_and_margin`'s: the starting loss, and `clear` stds of its noise. The loss has
+    fallen clearly once the median of its last `GUARD_WINDOW` values stays `margin` below `start`
+    (`first_clear_fall`): the earliest pick. The break is the first later batch whose loss is `margin` above
+    `start`, worse than the untrained model: the spikes of a model that diverges, and the zeros between them,
+    are never read. Up to the break, `bottom` is the lowest `window`-point median and `top` the highest before
+    it; the climb starts after the last point within `margin` of the lowest `GUARD_WINDOW`-point centred median
+    that follows that lowest point without a gap: the latest pick. A fall smaller than `margin` or `min_drop *
+    |start|` is no fall (None), so a bump of noise never makes a bottom or a climb. `break_shift` raises the
+    break's level (`cliff_band`; a negative one leaves it).
     """
     lrs, median = median_curve(lrs, smooth_losses, losses, window)
     raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
@@ -341,8 +339,7 @@ def read_fall(
     _, raw = _curve(lrs, raw[: len(lrs)], skip_end=0)
     if len(median) < 3:
         return None
-    start, margin = start_and_margin(raw, clear)
-    noise = loss_noise(raw[: max(len(raw) // 2, 3)])
+    start, margin, noise = start_and_margin(raw, clear)
     if not margin >= 0:
         return None
     guard = running_median(raw, GUARD_WINDOW)
@@ -373,7 +370,7 @@ def climbed_at(lrs, smooth_losses, losses=None, clear: float = CLIFF_CLEAR) -> f
     log_lrs, kept = _curve(lrs_kept, raw[: len(lrs_kept)], skip_end=0)
     if len(kept) < 3:
         return math.nan
-    start, margin = start_and_margin(kept, clear)
+    start, margin, _ = start_and_margin(kept, clear)
     above = np.nonzero(running_median(kept, GUARD_WINDOW) > start + margin)[0]
     if len(above) and margin >= 0:
         return float(10 ** log_lrs[above[0]])
@@ -381,11 +378,12 @@ def climbed_at(lrs, smooth_losses, losses=None, clear: float = CLIFF_CLEAR) -> f
     return float(10 ** log_lrs[-1]) if cut else math.nan
 
 
-def start_and_margin(raw: np.ndarray, clear: float) -> tuple[float, float]:
-    """(the median of the first `START_POINTS` raw losses, `clear` times their noise (`loss_noise` over the first
-    half of the points), at least `CLIFF_MIN_FALL` of the start)."""
+def start_and_margin(raw: np.ndarray, clear: float) -> tuple[float, float, float]:
+    """(start, margin, noise): the median of the first `START_POINTS` raw losses (a quarter of a short curve),
+    `clear * noise` but at least `CLIFF_MIN_FALL * |start|`, and the noise (`loss_noise` of the first half)."""
     start = float(np.median(raw[: min(START_POINTS, max(len(raw) // 4, 1))]))
-    return start, max(clear * loss_noise(raw[: max(len(raw) // 2, 3)]), CLIFF_MIN_FALL * abs(start))
+    noise = loss_noise(raw[: max(len(raw) // 2, 3)])
+    return start, max(clear * noise, CLIFF_MIN_FALL * abs(start)), noise
 
 
 def first_clear_fall(trailing: np.ndarray, raw: np.ndarray, start: float, margin: float, spike: float):
