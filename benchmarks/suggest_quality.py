@@ -1,7 +1,8 @@
 """How good are the range test's suggestions? Train at each suggested lr and compare with a grid's best.
 
-Thirteen tasks on data that needs no download (scikit-learn's digits, breast cancer and wine, MNIST-1D
-generated locally by the `mnist1d` package, synthetic `make_classification` sets), five kinds of model
+Fifteen tasks on data that needs no download (scikit-learn's digits, breast cancer and wine, MNIST-1D
+generated locally by the `mnist1d` package, synthetic `make_classification` sets, and a `make_friedman1`
+regression scored as 100 * R^2 in place of accuracy), five kinds of model
 (MLP, CNN, BatchNorm CNN, residual MLP, GRU), SGD with momentum, Adam and AdamW with weight decay, budgets
 of 3 to 15 epochs and batches of 16 to 128. Per task, the oracle is the best mean validation accuracy over
 3 seeds of a log grid of `lr_max` (a quarter decade apart, at least 14 points, widened while the best sits
@@ -92,8 +93,24 @@ def synthetic_arrays(difficulty: str):
     return standardised_split(x, y, 1000)
 
 
-def loaders(arrays, bs: int) -> DataLoaders:
-    return DataLoaders.from_tensors(*arrays, bs=bs, loss_func=nn.CrossEntropyLoss())
+@cache
+def regression_arrays():
+    """make_friedman1 (10 features, 5 informative, nonlinear; noise 1.0): 3000 rows, 1000 held out, x and y
+    standardised with the training part's mean and std."""
+    from sklearn.datasets import make_friedman1
+
+    x, y = make_friedman1(n_samples=3000, n_features=10, noise=1.0, random_state=0)
+    x_train, _, x_valid, _ = standardised_split(x, np.zeros(len(x), dtype=np.int64), 1000)
+    order = np.random.RandomState(0).permutation(len(x))
+    y_valid, y_train = y[order[:1000]], y[order[1000:]]
+    y_valid, y_train = (y_valid - y_train.mean()) / y_train.std(), (y_train - y_train.mean()) / y_train.std()
+    as_y = lambda a: torch.tensor(a, dtype=torch.float32).unsqueeze(1)
+    return x_train, as_y(y_train), x_valid, as_y(y_valid)
+
+
+def loaders(arrays, bs: int, regression: bool = False) -> DataLoaders:
+    loss_func = nn.MSELoss() if regression else nn.CrossEntropyLoss()
+    return DataLoaders.from_tensors(*arrays, bs=bs, loss_func=loss_func)
 
 
 DATA = {
@@ -103,6 +120,7 @@ DATA = {
     "wine": lambda: sklearn_arrays("wine"),
     "synthetic_easy": lambda: synthetic_arrays("easy"),
     "synthetic_hard": lambda: synthetic_arrays("hard"),
+    "friedman": regression_arrays,
 }
 
 
@@ -187,6 +205,7 @@ class Task:
     opt: str
     n_epoch: int
     bs: int
+    regression: bool = False  # MSE loss, scored as 100 * R^2 on the validation set ("points" of R^2)
 
 
 TASKS = [
@@ -203,14 +222,26 @@ TASKS = [
     Task("wine-resmlp-sgd-15", "wine", lambda: residual_mlp(13, 3, 32, 2), "sgd", 15, 16),
     Task("synth-easy-mlp-sgd-3", "synthetic_easy", lambda: mlp(20, 3, 64), "sgd", 3, 64),
     Task("synth-hard-resmlp-adamw-15", "synthetic_hard", lambda: residual_mlp(40, 8), "adamw", 15, 128),
+    # where the cliff default picked on the flat start: small-batch SGD on tabular MLPs, and a regression
+    Task("cancer-mlp-sgd-15", "breast_cancer", lambda: mlp(30, 2, 64), "sgd", 15, 16),
+    Task("friedman-mlp-sgd-10", "friedman", lambda: mlp(10, 1, 64), "sgd", 10, 16, regression=True),
 ]
 QUICK = ["digits-bncnn-sgd-3", "cancer-mlp-adam-15", "synth-easy-mlp-sgd-3"]
 
 
 def make_learner(task: Task, seed: int) -> Learner:
     torch.manual_seed(seed)  # the initial weights and the shuffling order
-    dls = loaders(DATA[task.data](), task.bs)
-    return Learner(dls, task.model(), opt_func=OPTS[task.opt], metrics=[accuracy], progress=False)
+    dls = loaders(DATA[task.data](), task.bs, task.regression)
+    metrics = [] if task.regression else [accuracy]
+    return Learner(dls, task.model(), opt_func=OPTS[task.opt], metrics=metrics, progress=False)
+
+
+def score(task: Task, learn: Learner) -> float:
+    """Validation accuracy in percent, or for a regression 100 * R^2 = 100 * (1 - MSE / var(y_valid))."""
+    if not task.regression:
+        return 100 * learn.validate()[1]
+    y_valid = DATA[task.data]()[3]
+    return 100 * (1 - learn.validate()[0] / float(y_valid.var(unbiased=False)))
 
 
 # ---------------------------------------------------------------- the cache
@@ -244,8 +275,8 @@ def accuracy_at(task: Task, store: TaskCache, seed: int, lr: float) -> float:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a diverged run scores what it scores
             learn.fit_one_cycle(task.n_epoch, lr)
-            acc = 100 * learn.validate()[1]
-        store.data["acc"][key] = acc if math.isfinite(acc) else 0.0
+            acc = score(task, learn)
+        store.data["acc"][key] = max(acc, -100.0) if math.isfinite(acc) else (-100.0 if task.regression else 0.0)
         store.save()
     return store.data["acc"][key]
 

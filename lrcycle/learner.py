@@ -387,7 +387,8 @@ class Learner:
 
     def lr_find(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, linear=False, suggest_funcs=None,
                 show_plot=False, n_repeats=1):  # fmt: skip
-        """The range test, all put back exactly: suggestions (`n_repeats` tests averaged), their curve and band."""
+        """The range test, all put back exactly: suggestions (`n_repeats` tests averaged; "auto": 3 if 1 is unclear),
+        their curve and band."""
         return run_range_test(self, start_lr, end_lr, num_it, stop_div, linear, suggest_funcs, show_plot, n_repeats)
 
     def lr_tune(self, method, *args, lr=None, factors=TUNE_FACTORS, budget=TUNE_BUDGET, margin=TUNE_MARGIN,

@@ -52,13 +52,14 @@ def nothing_to_draw(ax, why: str):
 
 
 def plot_loss_vs_lr(lrs, losses, skip_start=10, skip_end=5, suggestions=None, ax=None, title=None, band=None):
-    """Smoothed loss against lr on a log axis, with suggested lrs marked (the first one, the default, distinct)
-    and the default's spread `band=(low, high)` shaded.
+    """Smoothed loss against lr on a log axis, with suggested lrs marked (the first one, the default, bold; the
+    others faint) and the default's spread `band=(low, high)` shaded; the legend sits outside the axes, to the
+    right, where it cannot hide the curve.
 
     When the curve is shorter than the skips (an early stop), fewer points are skipped so that
     something is always drawn: the skips shrink in proportion, keeping at least one point.
     """
-    n = len(lrs)
+    n, own_figure = len(lrs), ax is None
     ax = _axes(ax)
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("smoothed loss")
@@ -81,11 +82,13 @@ def plot_loss_vs_lr(lrs, losses, skip_start=10, skip_end=5, suggestions=None, ax
     ax.plot(lrs, losses, color="C0")
     ax.set_xscale("log")
     if band is not None and all(math.isfinite(b) and b > 0 for b in band):
-        ax.axvspan(*band, color="C3", alpha=0.12, label=f"default's spread: {band[0]:.2e} to {band[1]:.2e}")
+        ax.axvspan(*band, color="C3", alpha=0.25, label=f"default's spread: {band[0]:.2e} to {band[1]:.2e}")
     if suggestions:
         _mark_suggestions(ax, suggestions, lrs, losses)
     if suggestions or band is not None:
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+        if own_figure:  # room for the legend beside the axes; a figure of the caller's keeps its layout
+            ax.figure.set_layout_engine("constrained")
     return ax
 
 
@@ -118,13 +121,13 @@ def _mark_suggestions(ax, suggestions: dict, lrs, losses) -> None:
             names = [f"{names[0]} (default)", *names[1:]]
         label = f"{', '.join(names)}: {lr:.2e}"
         if is_default:  # solid, thick, red, with a dot where it meets the curve
-            ax.axvline(lr, color="C3", linestyle="-", linewidth=2.2, label=label, zorder=3)
+            ax.axvline(lr, color="C3", linestyle="-", linewidth=2.5, label=label, zorder=3)
             order = np.argsort(lrs)
             at = np.interp(math.log10(lr), np.log10(np.asarray(lrs)[order]), np.asarray(losses)[order])
             ax.plot([lr], [at], "o", color="C3", markersize=7, zorder=4)
         else:
             others += 1 + (others == 2)  # C2, C4, C5, ...: C3 is the default's
-            ax.axvline(lr, color=f"C{others}", linestyle="--", linewidth=1, label=label)
+            ax.axvline(lr, color=f"C{others}", linestyle="--", linewidth=0.9, alpha=0.45, label=label)
     for name in missing:  # named in the legend, so no suggestion disappears without a word
         ax.plot([], [], " ", label=f"{name}: none found")
 

@@ -53,13 +53,17 @@ def test_steep_is_where_the_loss_falls_fastest():
     assert steep(LRS, losses) == pytest.approx(at(-3))
 
 
-def test_valley_is_the_middle_of_the_longest_descending_stretch():
-    assert valley(LRS, flat_fall_rise(-4.0, -2.0)) == pytest.approx(10**-3, rel=0.15)
+def test_valley_is_two_thirds_along_the_longest_decreasing_subsequence():
+    # flat at 2 until 1e-4 (index 40), a straight fall to 1e-2 (index 80), flat: after the 10 skipped points, the
+    # longest decreasing subsequence is one flat point and the 40 falling ones, ending at index 70 of the points
+    # read; start = 70 - 41 = 29, s = 41 / 3, index 29 + 13 + 6 = 48 of the points read: 10**(-6 + 58 * 0.05)
+    assert valley(LRS, flat_fall_rise(-4.0, -2.0)) == pytest.approx(10**-3.1, rel=1e-9)
 
 
-def test_valley_ignores_a_short_dip_before_the_long_descent():
-    losses = flat_fall_rise(-4.0, -2.0) + np.where(np.abs(LOG_LRS + 5) < 0.2, -0.3 * (0.2 - np.abs(LOG_LRS + 5)), 0)
-    assert valley(LRS, losses) == pytest.approx(10**-3, rel=0.15)
+def test_valley_skips_points_a_run_of_consecutive_decreases_would_stop_at():
+    losses = flat_fall_rise(-4.0, -2.0)
+    losses[60:80:4] += 0.01  # small bumps on the fall: a subsequence steps over them, fastai's valley does too
+    assert valley(LRS, losses) == pytest.approx(valley(LRS, flat_fall_rise(-4.0, -2.0)), rel=0.15)
 
 
 def test_lr_range_brackets_the_fall():
@@ -254,11 +258,15 @@ def fall_flat_climb(high=2.3, low=0.3, climb_per_decade=3.0):
 
 
 def expected_cliff(factor, divisor, near, rise, fall_shift=0.0, break_shift=0.0, high=2.3, low=0.3, climb=3.0):
-    """min(factor * fallen, broken / divisor) on fall_flat_climb, from its straight segments."""
-    fall = high - low
+    """min(factor * fallen, broken / divisor) on fall_flat_climb, from its straight segments, kept inside the fall:
+    not past 1e-1, where the climb starts, nor before the loss is 1% (the least clear fall, without noise) below
+    its start. `broken` is read no further than the break, the first loss 1% above the start."""
+    fall, raw = high - low, fall_flat_climb(high, low, climb)
     fallen = -4.0 + (high - (low + near * fall + fall_shift)) / (fall / 2)  # falls fall/2 a decade
     broken = -1.0 + (rise * fall + break_shift) / climb  # climbs `climb` a decade from the bottom
-    return min(factor * 10**fallen, 10**broken / divisor)
+    broken = min(broken, LOG_LRS[np.argmax(raw > high + max(0.01 * high + break_shift, 0.0))])
+    clear = LRS[np.argmax(raw <= 0.99 * high)]
+    return float(np.clip(min(factor * 10**fallen, 10**broken / divisor), clear, 1e-1))
 
 
 @pytest.mark.parametrize(
@@ -283,10 +291,16 @@ def test_cliff_defaults_are_the_fitted_constants():
     assert suggest.cliff(LRS, suggest.smooth(fall_flat_climb())) == pytest.approx(expected, rel=1e-6)
 
 
-def test_cliff_without_a_real_fall_is_the_break_over_the_divisor():
+def test_cliff_without_a_real_fall_is_the_break_over_the_divisor_with_a_warning():
     raw = fall_flat_climb(high=2.3, low=2.25)  # falls 2% of its top: too little to read
-    # the level 2.25 + 2 * 0.05 is passed 0.1 / 3 decades into the climb
-    assert suggest.cliff(LRS, None, raw, divisor=4.0, rise=2.0) == pytest.approx(10 ** (-1 + 0.1 / 3) / 4, rel=1e-6)
+    broken = LRS[np.argmax(raw > 2.3 * 1.01)]  # it climbs 1% (the least clear climb, without noise) above its start
+    with pytest.warns(SuggestionWarning, match="never falls clearly.*break alone"):
+        assert suggest.cliff(LRS, None, raw, divisor=4.0, rise=2.0) == pytest.approx(broken / 4, rel=1e-9)
+
+
+def test_cliff_without_a_fall_or_a_break_is_nan_with_a_warning():
+    with pytest.warns(SuggestionWarning, match="never falls clearly.*nor breaks"):
+        assert math.isnan(suggest.cliff(LRS, None, np.full(len(LRS), 2.3)))
 
 
 def test_cliff_ignores_a_single_spike():
@@ -299,7 +313,7 @@ def test_cliff_ignores_the_loss_past_four_times_its_start():
     raw = fall_flat_climb(climb_per_decade=10.0)
     wild = raw > 4 * 2.3  # broken weights: the loss swings, down to 0
     raw[wild] = np.where(np.arange(wild.sum()) % 2, 0.0, 50.0)
-    expected = expected_cliff(1e4, 4.0, 0.3, 2.0, climb=10.0)  # the break at 0.3 + 2 * 2.0, before the swings
+    expected = expected_cliff(1e4, 4.0, 0.3, 2.0, climb=10.0)  # the break before the swings
     assert suggest.cliff(LRS, None, raw, factor=1e4, divisor=4.0, near=0.3, rise=2.0) == pytest.approx(
         expected, rel=1e-6
     )
@@ -339,15 +353,17 @@ def test_a_break_level_moved_below_the_bottom_is_passed_at_the_bottom():
     assert suggest.divergence(LRS, fall_flat_climb(), rise=0.5, shift=-1.1) == pytest.approx(1e-2, rel=1e-9)
     # found by hypothesis: a loss that falls at once to its last point; the band must stay within the tested lrs
     lrs, losses = [0.5, 0.5, 1.0], [1.0, 0.0, 0.0]
-    low, high = suggest.cliff_band(lrs, losses)
-    assert 0.5 / 10 <= low <= high <= 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SuggestionWarning)  # three points: too short to read a fall from
+        low, high = suggest.cliff_band(lrs, losses)
+    assert (math.isnan(low) and math.isnan(high)) or 0.5 / 10 <= low <= high <= 1.0
 
 
-def test_cliff_band_reads_the_noise_of_the_losses_up_to_the_break():
+def test_cliff_band_reads_the_noise_of_the_first_half_of_the_points_read():
     rng = np.random.default_rng(0)
     raw = fall_flat_climb() + rng.normal(0, 0.05, len(LRS))
-    broken = suggest.divergence(LRS, suggest.running_median(raw, 3), rise=suggest.CLIFF_RISE)
-    sigma = suggest.loss_noise(raw[: int(np.searchsorted(LRS, broken, side="right"))])
+    read = len(LRS) - 10  # the first 10 points are skipped
+    sigma = suggest.loss_noise(raw[10 : 10 + read // 2])
     assert suggest.cliff_band(LRS, None, raw) == pytest.approx(suggest.cliff_band(LRS, None, raw, noise=sigma))
     low, high = suggest.cliff_band(LRS, None, raw)
     assert low <= suggest.cliff(LRS, None, raw) <= high

@@ -7,6 +7,9 @@ they were, on every exit. It returns the suggestions together with the curve the
 
 from __future__ import annotations
 
+import math
+import numbers
+import warnings
 from collections import namedtuple
 from collections.abc import Callable
 from functools import lru_cache, partial
@@ -25,7 +28,7 @@ from ..interrupt import guarded
 from ..optim import set_lrs
 from ..schedules import sweep_schedule
 from ..state.snapshot import restore_snapshot, take_snapshot
-from ..validate import check_flag, check_positive_int, spread
+from ..validate import check_flag, check_positive_int, spread, warn_user
 from . import suggest
 
 if TYPE_CHECKING:
@@ -39,9 +42,11 @@ def run_range_test(learn, start_lr, end_lr, num_it, stop_div, linear, suggest_fu
     on every exit (a normal end, an early stop, an exception, Ctrl-C). With `n_repeats=k` it runs k tests from
     the same start on k batch orders (torch's RNG reseeded for each after the first), and reads the
     suggestions from their averaged curve (`suggest.average_curves`); the recorder keeps the last test's trace.
+    `n_repeats="auto"` runs one test (the one `n_repeats=1` runs), and `AUTO_REPEATS` in all when the default
+    finds no clear answer on it (it warns or gives NaN): averaging k tests divides the loss's noise by sqrt(k).
     """
     check_positive_int(num_it, "num_it", minimum=2)
-    check_positive_int(n_repeats, "n_repeats")
+    check_repeats(n_repeats)
     start_lrs, end_lrs = range_ends(start_lr, end_lr, learn.n_groups)
     if any(s >= e for s, e in zip(start_lrs, end_lrs, strict=True)):
         raise ValueError(f"start_lr/end_lr: start_lr must be below end_lr in every group, got {start_lr!r}, {end_lr!r}")
@@ -59,25 +64,29 @@ def run_range_test(learn, start_lr, end_lr, num_it, stop_div, linear, suggest_fu
     # snapshot and restore are critical sections: Ctrl-C waits for them (interrupt.guarded)
     rec, curves = learn.recorder, []
     with guarded(partial(take_snapshot, learn), partial(restore_snapshot, learn)) as snapshot:
-        seed = int(torch.randint(2**31, ())) if n_repeats > 1 else 0  # drawn inside: the RNG is restored too
-        for repeat in range(n_repeats):
-            if repeat:  # the same start, another batch order
+        # drawn inside: the RNG is restored too; "auto" draws it only when it needs more tests
+        seed = int(torch.randint(2**31, ())) if n_repeats not in (1, "auto") else 0
+        planned = 1 if n_repeats == "auto" else n_repeats
+        while len(curves) < planned:
+            if curves:  # the same start, another batch order
                 restore_snapshot(learn, snapshot)
-                torch.manual_seed(seed + repeat)
+                torch.manual_seed(seed + len(curves))
             if learn.opt is None:
                 learn.create_opt()
             set_lrs(learn.opt, start_lrs)
             with learn.removed_cbs(quiet):
                 learn.fit_epochs(schedule.n_epoch, cbs, with_valid=False)
             curves.append((list(rec.lrs), list(rec.losses)))
+            if n_repeats == "auto" and len(curves) == 1 and not clear_answer(funcs[0], *curves[0]):
+                planned, seed = AUTO_REPEATS, int(torch.randint(2**31, ()))
 
     lrs, losses, smooth_losses = rec.lrs, rec.losses, rec.smooth_losses
-    if n_repeats > 1:
+    if len(curves) > 1:
         lrs, losses, smooth_losses = (list(map(float, a)) for a in suggest.average_curves(curves))
-    values = [check_suggestion(func, func(lrs, smooth_losses)) for func in funcs]
+    values = suggestion_values(funcs, lrs, smooth_losses)
     rec.suggestions = {func.__name__: value for func, value in zip(funcs, values, strict=True)}
     result = suggestion_result(funcs, values, lrs, losses, smooth_losses)
-    if n_repeats > 1:  # at once: the picks of the repeats are the band, and their disagreement warns now
+    if len(curves) > 1:  # at once: the picks of the repeats are the band, and their disagreement warns now
         result.suggestion_band = suggest.suggestion_band(funcs[0], curves, lrs, losses, smooth_losses)
     else:  # read from the one curve when first asked for (`cliff_band` alone costs more than a millisecond)
         result.band_from(funcs[0], curves)
@@ -85,6 +94,46 @@ def run_range_test(learn, start_lr, end_lr, num_it, stop_div, linear, suggest_fu
     if show_plot:
         result.plot()
     return result
+
+
+AUTO_REPEATS = 3  # tests in all when n_repeats="auto" finds the first one unclear
+
+
+def check_repeats(n_repeats) -> None:
+    if isinstance(n_repeats, str) and n_repeats == "auto":
+        return
+    if isinstance(n_repeats, (bool, np.bool_)) or not isinstance(n_repeats, numbers.Integral) or n_repeats < 1:
+        raise ValueError(f'n_repeats: expected a positive integer or "auto", got {n_repeats!r}')
+
+
+def clear_answer(default, lrs, losses) -> bool:
+    """Whether `default` reads a finite lr from one test's curve without a `SuggestionWarning`."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", suggest.SuggestionWarning)
+        value = default(lrs, list(map(float, suggest.smooth(losses))))
+    return found(value) and not any(issubclass(w.category, suggest.SuggestionWarning) for w in caught)
+
+
+def suggestion_values(funcs, lrs, smooth_losses) -> list:
+    """Each function's suggestion, the default first. The default's warnings reach the user (pointed at their
+    call); another function's `SuggestionWarning` only when the default found nothing: otherwise its NaN in the
+    result says enough."""
+    values, shown = [], []
+    for func in funcs:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            values.append(check_suggestion(func, func(lrs, smooth_losses)))
+        quiet = len(values) > 1 and found(values[0])
+        shown += [w for w in caught if not (quiet and issubclass(w.category, suggest.SuggestionWarning))]
+    for w in shown:
+        warn_user(str(w.message), w.category)
+    return values
+
+
+def found(value) -> bool:
+    """Whether a suggestion (an lr or a `(low, high)` pair) holds a finite lr."""
+    parts = value if isinstance(value, (tuple, list)) else (value,)
+    return any(isinstance(v, (int, float)) and math.isfinite(v) for v in parts)
 
 
 def range_ends(start_lr, end_lr, n_groups: int) -> tuple[list[float], list[float]]:
@@ -190,7 +239,17 @@ def _result_type(names: tuple[str, ...]):
     class SuggestedLRs(namedtuple("SuggestedLRs", names), RangeTestCurve):
         """The suggested lrs (by name, index or unpacking; the default first) and the curve they came from."""
 
+        def __repr__(self) -> str:  # 3 significant digits: the suggestions are not more precise than that
+            return f"SuggestedLRs({', '.join(f'{k}={three_digits(v)}' for k, v in self.suggestions.items())})"
+
     return SuggestedLRs
+
+
+def three_digits(value) -> str:
+    """An lr (or a `(low, high)` pair) to 3 significant digits: `0.00123`, `1.23e-06`, `nan`."""
+    if isinstance(value, (tuple, list)):
+        return f"({', '.join(three_digits(v) for v in value)})"
+    return f"{value:.3g}" if isinstance(value, (int, float)) else repr(value)
 
 
 def suggestion_result(funcs, values, lrs, losses, smooth_losses):

@@ -4,7 +4,10 @@ Every function is a plain function of the two lists, so it works on any recorded
 short one (a test stopped after a few iterations): it returns its best answer, or NaN with a
 `SuggestionWarning`, never raises. The first and last points are skipped like `Recorder.plot` skips them
 (the debiased smoothed loss is noisy at first, the last points are the divergence), fewer when the curve
-is short. The default, `cliff`, reads the raw losses, which it recovers exactly from the whole smoothed curve.
+is short. The default, `cliff`, reads the raw losses, which it recovers exactly from the whole smoothed curve,
+and picks only inside the fall (`read_fall`). `valley` is fastai 2.8's rule; `steep` is torch-lr-finder's
+(central differences; fastai's `steep` takes forward differences). Every warning points at the caller's line
+(`warn_user`).
 
 Around the rules: `cliff_band` (the default's spread from the loss's noise), `average_curves` (several tests
 on other batch orders), `check_agreement` (a `SuggestionWarning` when picks disagree) and `suggestion_band` (what a
@@ -15,11 +18,18 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
+from ..validate import warn_user
+
 # cliff's settings, fitted on every task, seed and batch order of benchmarks/suggest_quality.py at once (--fit)
 CLIFF_FACTOR, CLIFF_DIVISOR, CLIFF_NEAR, CLIFF_RISE, CLIFF_WINDOW = 3.0, 4.0, 0.3, 2.0, 3
+CLIFF_CLEAR = 2.5  # a fall, a climb or a break counts once it is this many stds of the raw loss's noise clear
+CLIFF_MIN_FALL = 0.01  # ... and at least this share of the starting loss (a loss without noise)
+START_POINTS = 20  # the start level: the median of this many first raw losses read
+GUARD_WINDOW = 9  # the guards' running median: its noise is sqrt(pi / (2 * 9)) = 0.42 of a single loss's
 CLIFF_BAND_SCALE = 8.0  # cliff_band's width in standard errors: it then holds about 2/3 (63%) of other orders' picks
 # Picks further apart than this cannot all be good: on every benchmark task, 2x off the best lr costs > 0.5 points.
 AGREE_FACTOR = 2.0
@@ -48,7 +58,7 @@ def _curve(lrs, losses, skip_start: int = 10, skip_end: int = 5) -> tuple[np.nda
 
 
 def _nan(name: str, why: str) -> float:
-    warnings.warn(f"{name}: {why}; returning NaN", SuggestionWarning, stacklevel=3)
+    warn_user(f"{name}: {why}; returning NaN", SuggestionWarning)
     return math.nan
 
 
@@ -94,7 +104,9 @@ def minimum(lrs, smooth_losses) -> float:
 
 
 def steep(lrs, smooth_losses) -> float:
-    """The lr where the smoothed loss falls fastest against log lr (torch-lr-finder's steepest gradient)."""
+    """The lr where the smoothed loss falls fastest against log lr: the most negative central difference
+    `(loss[i+1] - loss[i-1]) / (log lr[i+1] - log lr[i-1])`, torch-lr-finder's rule. fastai's `steep` takes
+    forward differences, `(loss[i+1] - loss[i]) / (log lr[i+1] - log lr[i])`, and can land one point lower."""
     log_lrs, losses = _curve(lrs, smooth_losses)
     if len(losses) < 2:
         return _nan("steep", "fewer than two finite points")
@@ -105,21 +117,34 @@ def steep(lrs, smooth_losses) -> float:
 
 
 def valley(lrs, smooth_losses) -> float:
-    """The middle (in log lr) of the longest descending stretch: the longest run of consecutive points,
-    each below the one before it. The smoothed loss falls steadily only where the lr is doing the work;
-    a noisy plateau breaks into short runs."""
+    """fastai's `valley`: about two thirds of the way along the longest decreasing subsequence of the smoothed loss.
+
+    With `lds[i]` the length of the longest strictly decreasing subsequence ending at point i, `end` the first
+    point where it is longest and `start = end - lds[end]`, the answer is the lr at index
+    `start + int(s) + int(s / 2)`, `s = (end - start) / 3` (fastai 2.8's arithmetic; the same points skipped).
+    NaN when no point is below an earlier one (fastai's index would wrap to the last lr there)."""
     log_lrs, losses = _curve(lrs, smooth_losses)
     if len(losses) < 2:
         return _nan("valley", "fewer than two finite points")
-    falling = np.diff(losses) < 0
-    if not falling.any():
+    lds = decreasing_run_lengths(losses)
+    if lds.max() < 2:
         return _nan("valley", "the loss never falls")
-    best_len, best_end, run = 0, 0, 0
-    for i, down in enumerate(falling):
-        run = run + 1 if down else 0
-        if run > best_len:
-            best_len, best_end = run, i + 1  # the run covers points best_end - best_len .. best_end
-    return float(10 ** ((log_lrs[best_end - best_len] + log_lrs[best_end]) / 2))
+    end = int(np.argmax(lds))  # the first point where the subsequence is longest
+    start = end - int(lds[end])
+    third = (end - start) / 3
+    return float(10 ** log_lrs[max(start + int(third) + int(third / 2), 0)])
+
+
+def decreasing_run_lengths(losses) -> np.ndarray:
+    """`lds[i]`: the length of the longest strictly decreasing subsequence of `losses` that ends at point i,
+    `1 + max(lds[j] for j < i if losses[j] > losses[i])` (1 where no earlier point is higher)."""
+    losses = np.asarray(losses, dtype=float)
+    lds = np.ones(len(losses), dtype=int)
+    for i in range(1, len(losses)):
+        higher = lds[:i][losses[:i] > losses[i]]
+        if higher.size:
+            lds[i] = 1 + int(higher.max())
+    return lds
 
 
 def lr_range(lrs, smooth_losses, frac: float = 0.1) -> tuple[float, float]:
@@ -167,6 +192,12 @@ def divergence(lrs, smooth_losses, rise: float = 0.5, shift: float = 0.0) -> flo
     return float(10 ** (x0 + (x1 - x0) * (level - y0) / (y1 - y0)))
 
 
+def trailing_median(values, window: int) -> np.ndarray:
+    """The median of each point and the `window - 1` before it (fewer at the start): what the loss has done so far."""
+    values = np.asarray(values, dtype=float).ravel()
+    return np.array([np.median(values[max(0, i - window + 1) : i + 1]) for i in range(len(values))])
+
+
 def running_median(values, window: int) -> np.ndarray:
     """The median of each point and its neighbours, `window` points centred on it (fewer at the ends): a
     smoothing that does not trail the curve, unlike a moving average, and shrugs off single spikes."""
@@ -193,22 +224,36 @@ def cliff(
     rise: float = CLIFF_RISE,
     window: int = CLIFF_WINDOW,
 ) -> float:
-    """lrcycle's default: `min(factor * fallen, broken / divisor)`, both read off the raw loss, not the lagging average.
+    """lrcycle's default: three times the lr where the loss has done 70% of its fall, or a quarter of the lr where
+    training breaks, whichever is lower, always inside the fall.
 
-    The raw losses (`losses`, else recovered exactly from the whole smoothed curve by `unsmooth`) go through a
-    centred running median of `window` points. `fallen` is the first lr at which that curve is within `near` of
-    its fall (top to bottom) from its bottom, where the loss has done most of its falling; `broken` is where,
-    past the bottom, it climbs above `bottom + rise * fall` (`divergence`): training breaks there. A loss that
-    falls by less than 5% of its top has no `fallen`, and the answer is `broken / divisor`; points past 4x the
-    first loss are not read (`median_curve`: the weights are broken there). The recorder's
-    average trails the raw loss by about 1/(1 - 0.98) = 50 iterations, half a default test, which is why
-    the smoothed-curve rules land low; the constants were fitted on every task of
-    `benchmarks/suggest_quality.py` at once (docs/benchmarks.md, "Suggestion quality").
+    In three sentences: the raw loss's fall is read up to the break, the first batch whose loss is worse than the
+    untrained model's by a clear margin of its noise, so spikes and zeros of a diverging model are never read.
+    The pick is `min(factor * fallen, broken / divisor)`, with `fallen` where the running median of the raw loss
+    is within `near` of its fall from the bottom and `broken` where it climbs `rise` falls above the bottom (or
+    the break, if sooner). It is kept between the point where the loss has clearly fallen (`CLIFF_CLEAR` noise
+    stds, `read_fall`) and the start of the climb.
+
+    A loss that never falls clearly gives `broken / divisor` with a `SuggestionWarning` (`lr_find(n_repeats=
+    "auto")` then averages three tests), or NaN with one when it does not break either: never a tiny lr.
+
+    The raw losses (`losses`, else recovered exactly from the whole smoothed curve by `unsmooth`) are read
+    because the recorder's average trails them by about 1/(1 - 0.98) = 50 iterations, half a default test;
+    `window` points go into the running median. The constants were fitted on `benchmarks/suggest_quality.py`.
     """
     _check_cliff(factor, divisor, near, rise)
-    lrs, median = median_curve(lrs, smooth_losses, losses, window)
-    pick = _cliff_pick(lrs, median, factor, divisor, near, rise)
-    return _nan("cliff", "no fall and climb in the loss") if math.isnan(pick) else pick
+    fall = read_fall(lrs, smooth_losses, losses, window)
+    if fall is not None:
+        return _cliff_pick(fall, factor, divisor, near, rise)
+    broken = climbed_at(lrs, smooth_losses, losses)
+    if math.isnan(broken):
+        return _nan("cliff", f"the loss never falls clearly (by {CLIFF_CLEAR:g} stds of its noise), nor breaks")
+    warn_user(
+        f"cliff: the loss never falls clearly (by {CLIFF_CLEAR:g} stds of its noise); read from the break alone, "
+        f"at {broken:.3g}: try lr_find(n_repeats=3) to average out the noise",
+        SuggestionWarning,
+    )
+    return broken / divisor
 
 
 def cliff_band(
@@ -225,30 +270,24 @@ def cliff_band(
 ) -> tuple[float, float]:
     """(low, high) around `cliff` from one test: the lowest and highest `cliff` with each of its two levels moved
     down or up by `scale` standard errors of the running median, `scale * noise * sqrt(pi / (2 * window))` (the
-    median of `window` normal draws); `noise` is the raw loss's (`loss_noise` of the losses up to the break)
-    when not given. The loss's noise alone moves the pick far less than another batch order does, so the
-    default `scale` is calibrated on the benchmark: the band holds about two thirds of the picks that other
-    batch orders give (docs/benchmarks.md, "Suggestion quality")."""
+    median of `window` normal draws), each kept inside the fall as `cliff` is; `noise` is the raw loss's
+    (`loss_noise` over the first half of the points read) when not given. The loss's noise alone moves the pick far less
+    than another batch order does, so the default `scale` is calibrated on the benchmark: the band holds about
+    two thirds of the picks that other batch orders give (docs/benchmarks.md, "Suggestion quality")."""
     _check_cliff(factor, divisor, near, rise)
     if not scale >= 0:
         raise ValueError(f"scale: must be >= 0, got {scale!r}")
-    lrs, median = median_curve(lrs, smooth_losses, losses, window)
-    if noise is None:
-        raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
-        broken = divergence_quiet(lrs, median, rise)
-        noise = (
-            loss_noise(raw[: int(np.searchsorted(lrs, broken, side="right"))]) if math.isfinite(broken) else math.nan
-        )
+    fall = read_fall(lrs, smooth_losses, losses, window)
+    if fall is None:
+        return (_nan("cliff_band", f"the loss never falls clearly (by {CLIFF_CLEAR:g} stds of its noise)"), math.nan)
+    noise = fall.noise if noise is None else noise
     if not noise >= 0:
         return (_nan("cliff_band", "no noise estimate"), math.nan)
     err = scale * noise * math.sqrt(math.pi / (2 * window))
-    picks = [
-        _cliff_pick(lrs, median, factor, divisor, near, rise, fall_shift, break_shift)
-        for fall_shift in (-err, err)
-        for break_shift in (-err, err)
-    ]
-    if any(math.isnan(p) for p in picks):
-        return (_nan("cliff_band", "no fall and climb in the loss"), math.nan)
+    picks = []
+    for break_shift in (-err, err):
+        moved = read_fall(lrs, smooth_losses, losses, window, break_shift=break_shift) or fall
+        picks += [_cliff_pick(moved, factor, divisor, near, rise, shift, break_shift) for shift in (-err, err)]
     return (min(picks), max(picks))
 
 
@@ -260,13 +299,129 @@ def _check_cliff(factor: float, divisor: float, near: float, rise: float) -> Non
         raise ValueError(f"near: must be in (0, 1), got {near!r}")
 
 
-def _cliff_pick(lrs, median, factor, divisor, near, rise, fall_shift=0.0, break_shift=0.0) -> float:
-    """min(factor * fallen, broken / divisor) on the median curve, each level moved by its shift."""
-    broken = divergence_quiet(lrs, median, rise, break_shift)
-    if math.isnan(broken):
+class Fall(NamedTuple):
+    """A range test's fall as `read_fall` reads it; indices count the points read (the start skipped)."""
+
+    log_lrs: np.ndarray  # log10 lr of the points (ended at the first non-finite loss, or a median past 4x its first)
+    raw: np.ndarray  # the raw losses there
+    median: np.ndarray  # their running median
+    noise: float  # the raw loss's noise (`loss_noise`) over the first half of the points
+    break_at: int  # the break: the first loss `margin` above the start after a clear fall (the last point if none)
+    top: float  # the highest median before the bottom, both read before the break
+    bottom_at: int
+    clear_at: int  # where the loss has clearly fallen (`first_clear_fall`): the earliest pick
+    climb_at: int  # the last point before the median climbs `margin` above the bottom: the latest pick
+
+
+def read_fall(
+    lrs, smooth_losses, losses, window: int, clear: float = CLIFF_CLEAR, min_drop: float = 0.05, break_shift=0.0
+):
+    """The fall of the raw loss, read only up to the break; None when the loss never falls clearly.
+
+    `start` and `margin` are `start_and_margin`'s: the starting loss, and `clear` stds of its noise. The loss has
+    fallen clearly once the median of its last `GUARD_WINDOW` values stays `margin` below `start`
+    (`first_clear_fall`): the earliest pick. The break is the first later batch whose loss is `margin` above
+    `start`, worse than the untrained model: the spikes of a model that diverges, and the zeros between them,
+    are never read. Up to the break, `bottom` is the lowest `window`-point median and `top` the highest before
+    it; the climb starts after the last point within `margin` of the lowest `GUARD_WINDOW`-point centred median
+    that follows that lowest point without a gap: the latest pick. A fall smaller than `margin` or `min_drop *
+    |start|` is no fall (None), so a bump of noise never makes a bottom or a climb. `break_shift` raises the
+    break's level (`cliff_band`; a negative one leaves it).
+    """
+    lrs, median = median_curve(lrs, smooth_losses, losses, window)
+    raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
+    log_lrs, median = _curve(lrs, median, skip_end=0)
+    _, raw = _curve(lrs, raw[: len(lrs)], skip_end=0)
+    if len(median) < 3:
+        return None
+    start, margin, noise = start_and_margin(raw, clear)
+    if not margin >= 0:
+        return None
+    guard = running_median(raw, GUARD_WINDOW)
+    fall = first_clear_fall(trailing_median(raw, GUARD_WINDOW), raw, start, margin, margin + max(break_shift, 0.0))
+    if fall is None:
+        return None
+    clear_at, break_at = fall
+    spiked = break_at < len(raw)
+    break_at = min(break_at, len(raw) - 1)
+    n_read = break_at + (not spiked)  # a broken point itself is not read
+    guard = guard[:n_read]  # centred: the first broken point moves a median by one rank at most
+    low_at = int(np.argmin(guard))
+    if not start - guard[low_at] >= max(margin, min_drop * abs(start)):
+        return None
+    bottom_at = int(np.argmin(median[:n_read]))
+    top = float(median[: bottom_at + 1].max())
+    above = np.nonzero(guard[low_at:] > guard[low_at] + margin)[0]
+    climb_at = low_at + int(above[0]) - 1 if len(above) else n_read - 1
+    return Fall(log_lrs, raw, median, noise, break_at, top, bottom_at, clear_at, max(climb_at, clear_at))
+
+
+def climbed_at(lrs, smooth_losses, losses=None, clear: float = CLIFF_CLEAR) -> float:
+    """Where training breaks without a fall: the first lr at which the wide running median of the raw loss
+    (`GUARD_WINDOW` points) is `clear` noise stds above the start (`start_and_margin`: a climb, not a spike), or
+    where the curve ends at a non-finite loss or a median past 4x its first (`median_curve`); NaN if neither."""
+    raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
+    lrs_kept, _ = median_curve(lrs, smooth_losses, losses, 1)
+    log_lrs, kept = _curve(lrs_kept, raw[: len(lrs_kept)], skip_end=0)
+    if len(kept) < 3:
         return math.nan
-    fallen = fallen_at(lrs, median, near, fall_shift)
-    return min(factor * fallen, broken / divisor) if math.isfinite(fallen) else broken / divisor
+    start, margin, _ = start_and_margin(kept, clear)
+    above = np.nonzero(running_median(kept, GUARD_WINDOW) > start + margin)[0]
+    if len(above) and margin >= 0:
+        return float(10 ** log_lrs[above[0]])
+    cut = len(lrs_kept) < min(len(lrs), len(raw))  # the curve was ended at a broken point, its last
+    return float(10 ** log_lrs[-1]) if cut else math.nan
+
+
+def start_and_margin(raw: np.ndarray, clear: float) -> tuple[float, float, float]:
+    """(start, margin, noise): the median of the first `START_POINTS` raw losses (a quarter of a short curve),
+    `clear * noise` but at least `CLIFF_MIN_FALL * |start|`, and the noise (`loss_noise` of the first half)."""
+    start = float(np.median(raw[: min(START_POINTS, max(len(raw) // 4, 1))]))
+    noise = loss_noise(raw[: max(len(raw) // 2, 3)])
+    return start, max(clear * noise, CLIFF_MIN_FALL * abs(start)), noise
+
+
+def first_clear_fall(trailing: np.ndarray, raw: np.ndarray, start: float, margin: float, spike: float):
+    """(where the loss has first fallen clearly, the break after it: `len(raw)` if none), None without a clear fall.
+
+    The loss has fallen clearly at the first point from which the median of the last `GUARD_WINDOW` raw losses
+    (`trailing`) stays `margin` below `start` for `GUARD_WINDOW` points, or up to the break if that comes sooner
+    (a dip of noise comes back up); the break is the first later raw loss `spike` above `start`."""
+    below = trailing <= start - margin
+    below[: GUARD_WINDOW - 1] = False  # a median of fewer losses is not clear of the noise
+    for i in np.nonzero(below)[0]:
+        spikes = np.nonzero(raw[i + 1 :] > start + spike)[0]
+        end = i + 1 + int(spikes[0]) if len(spikes) else len(raw)
+        if below[i : min(i + GUARD_WINDOW, end)].all():
+            return int(i), end
+    return None
+
+
+def _cliff_pick(fall: Fall, factor, divisor, near, rise, fall_shift=0.0, break_shift=0.0) -> float:
+    """min(factor * fallen, broken / divisor), each level moved by its shift, kept between the fall's clear
+    point and the start of its climb."""
+    log_lrs, median, bottom_at = fall.log_lrs, fall.median, fall.bottom_at
+    bottom = float(median[bottom_at])
+    drop = fall.top - bottom
+    fallen = _first_crossing(log_lrs[: bottom_at + 1], median[: bottom_at + 1], bottom + near * drop + fall_shift, -1)
+    end = fall.break_at + 1
+    broken = _first_crossing(log_lrs[bottom_at:end], median[bottom_at:end], bottom + rise * drop + break_shift, 1)
+    pick = min(fallen + math.log10(factor), broken - math.log10(divisor))
+    return float(10 ** np.clip(pick, log_lrs[fall.clear_at], log_lrs[fall.climb_at]))
+
+
+def _first_crossing(log_lrs: np.ndarray, values: np.ndarray, level: float, direction: int) -> float:
+    """The log lr where `values` first gets to `level` going down (`direction` -1: at or below it) or up (+1:
+    above it), interpolated between points; the first point when it starts there, the last when it never gets
+    there."""
+    there = values <= level if direction < 0 else values > level
+    if not there.any():
+        return float(log_lrs[-1])
+    i = int(np.argmax(there))
+    if i == 0:
+        return float(log_lrs[0])
+    x0, x1, y0, y1 = log_lrs[i - 1], log_lrs[i], values[i - 1], values[i]
+    return float(x0 + (x1 - x0) * (level - y0) / (y1 - y0))
 
 
 def fallen_at(lrs, losses, near: float, shift: float = 0.0, min_drop: float = 0.05) -> float:
@@ -382,11 +537,10 @@ def check_agreement(suggestions, factor: float = AGREE_FACTOR, what: str = "sugg
         return 1.0
     ratio = max(lrs) / min(lrs)
     if ratio > factor:
-        warnings.warn(
+        warn_user(
             f"{what} disagree by {ratio:.1f}x (more than {factor:g}x): the range test does not point at one "
             f"lr; try a short grid of fits from {min(lrs):.2g} to {max(lrs):.2g}",
             SuggestionWarning,
-            stacklevel=2,
         )
     return ratio
 
