@@ -195,7 +195,12 @@ def divergence(lrs, smooth_losses, rise: float = 0.5, shift: float = 0.0) -> flo
 def trailing_median(values, window: int) -> np.ndarray:
     """The median of each point and the `window - 1` before it (fewer at the start): what the loss has done so far."""
     values = np.asarray(values, dtype=float).ravel()
-    return np.array([np.median(values[max(0, i - window + 1) : i + 1]) for i in range(len(values))])
+    head = min(window - 1, len(values))  # the first points, with fewer before them
+    start = [np.median(values[: i + 1]) for i in range(head)]
+    if len(values) < window:
+        return np.array(start)
+    whole = np.median(np.lib.stride_tricks.sliding_window_view(values, window), axis=1)  # one call, not one a point
+    return np.concatenate([start, whole])
 
 
 def running_median(values, window: int) -> np.ndarray:
