@@ -154,6 +154,20 @@ class CancelStepException(Exception):
     """Skips this optimizer step (and the zeroing of gradients): fires `after_cancel_step`, then `after_step`."""
 
 
+# Each stage's events and the exception that cancels it, built once rather than formatted on every batch.
+STAGES = {
+    stage: (f"before_{stage}", f"after_cancel_{stage}", f"after_{stage}", cancel)
+    for stage, cancel in (
+        ("fit", CancelFitException),
+        ("epoch", CancelEpochException),
+        ("train", CancelTrainException),
+        ("validate", CancelValidException),
+        ("batch", CancelBatchException),
+        ("step", CancelStepException),
+    )
+}
+
+
 def check_callback(cb) -> None:
     """Raise if `cb` has no integer order or defines a hook-like method outside the vocabulary (a typo)."""
     if isinstance(cb, type):

@@ -28,17 +28,7 @@ from .batches import (
     split,
     to_device,
 )
-from .callback import (
-    CallbackList,
-    CancelBatchException,
-    CancelEpochException,
-    CancelFitException,
-    CancelStepException,
-    CancelTrainException,
-    CancelValidException,
-    check_cbs,
-    check_fit_start,
-)
+from .callback import STAGES, CallbackList, check_cbs, check_fit_start
 from .callbacks.first_step_guard import FirstStepGuard
 from .callbacks.loss_check import NonFiniteLossCheck
 from .callbacks.mixed_precision import MixedPrecision
@@ -84,13 +74,6 @@ from .validate import (
 
 def default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-# Each stage's event names, built once rather than formatted on every batch.
-_STAGE_EVENTS = {
-    stage: (f"before_{stage}", f"after_cancel_{stage}", f"after_{stage}")
-    for stage in ("fit", "epoch", "train", "validate", "batch", "step")
-}
 
 
 class Learner:
@@ -141,11 +124,11 @@ class Learner:
         if call is not None:
             call(self)
 
-    def _with_events(self, body, stage: str, cancel: type[Exception]) -> None:
+    def _with_events(self, body, stage: str) -> None:
         """`before_<stage>`, body, `after_<stage>`; the stage's cancel exception skips to the end. Each event is
         one call, or none where no callback has a hook for it (`CallbackList.dispatch`, read at each event:
         a hook may change the callbacks)."""
-        before, cancelled, after = _STAGE_EVENTS[stage]
+        before, cancelled, after, cancel = STAGES[stage]
         try:
             call = self.callbacks.dispatch[before]
             if call is not None:
@@ -203,7 +186,7 @@ class Learner:
         self.with_valid = with_valid and self.dls.valid is not None
         self.first_batch = True
         with self.callbacks.fitting(self, cbs):  # cleanup_fit on every exit, Ctrl-C held (interrupt.py)
-            self._with_events(self._do_fit, "fit", CancelFitException)
+            self._with_events(self._do_fit, "fit")
 
     @holds_sigint  # all of them or, should a press stop it, cleared again by the next fit
     def _clear_grads(self) -> None:
@@ -212,11 +195,11 @@ class Learner:
     def _do_fit(self) -> None:
         for epoch in range(self.start_epoch, self.n_epoch):
             self.epoch = epoch
-            self._with_events(self._do_epoch, "epoch", CancelEpochException)
+            self._with_events(self._do_epoch, "epoch")
 
     def _do_epoch(self) -> None:
         self.validated_this_epoch = False
-        self._with_events(self._do_train, "train", CancelTrainException)
+        self._with_events(self._do_train, "train")
         if self.with_valid:
             self._run_validation(self.dls.valid)
 
@@ -232,7 +215,7 @@ class Learner:
         """One batch with its events, as one critical section: a press lands between batches, where the model,
         optimizer, BatchNorm statistics, gradients (cleared after the step), autocast and the recorder are all
         what the last completed step left (forward, backward and step are one unit; holding costs ~0.2 us)."""
-        self._with_events(body, "batch", CancelBatchException)
+        self._with_events(body, "batch")
 
     def _train_batch(self) -> None:
         self.stepped = False
@@ -245,7 +228,11 @@ class Learner:
             if self.loss_grad.requires_grad:
                 raise
             raise loss_without_graph(self.loss_func, self.loss_grad, self.model) from error
-        self._with_events(self._step, "step", CancelStepException)
+        dispatch = self.callbacks.dispatch
+        if dispatch["before_step"] is None and dispatch["after_step"] is None:
+            self._step()  # no step hooks, so nothing can cancel the step: the stage is the step alone
+        else:
+            self._with_events(self._step, "step")
         if self.stepped:
             self.opt.zero_grad()
 
@@ -286,7 +273,7 @@ class Learner:
     def _run_validation(self, dl) -> None:
         self.training = False
         self.model.eval()  # the stage's mode, as the validation hooks see it and as it is left afterwards
-        self._with_events(partial(self._do_validate, dl), "validate", CancelValidException)
+        self._with_events(partial(self._do_validate, dl), "validate")
         self.validated_this_epoch = True
 
     def _do_validate(self, dl) -> None:

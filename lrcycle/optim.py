@@ -92,6 +92,15 @@ def restore_hypers(opt: torch.optim.Optimizer, snapshot: list[dict]) -> None:
         group.update(saved)
 
 
+def apply_hypers(opt: torch.optim.Optimizer, lrs, mom: float | None) -> None:
+    """One schedule step's values: each group's lr, and every group's momentum unless `mom` is None (a schedule
+    that leaves momentum alone)."""
+    for group, lr in zip(opt.param_groups, lrs, strict=True):
+        group["lr"] = lr
+        if mom is not None:
+            set_mom(group, mom)
+
+
 def set_hypers(opt: torch.optim.Optimizer, lrs, wds=None) -> None:
     """Set every group's lr, and its weight decay unless `wds` is None: all or (on Ctrl-C) none."""
     with held_sigint():

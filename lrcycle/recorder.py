@@ -15,7 +15,7 @@ import torch
 from . import plots
 from .batches import logits, n_samples, target
 from .callback import ORDER, Callback
-from .interrupt import held_sigint, holds_sigint
+from .interrupt import held_sigint
 from .optim import get_mom
 
 if TYPE_CHECKING:
@@ -94,9 +94,10 @@ class Recorder(Callback):
         self._epoch_start = time.perf_counter()
         self._epoch_losses_start = len(self.losses)
 
-    @holds_sigint  # every trace gets its entry for the step, or none does
     def after_batch(self, learn) -> None:
-        """Per training iteration; on the hot path, so it keeps to local variables and reads no value."""
+        """Per training iteration; on the hot path, so it keeps to local variables and reads no value. The loop
+        holds Ctrl-C over the whole batch, this hook included, so every trace gets its entry for the step or
+        none does."""
         if not learn.training:
             self._after_valid_batch(learn)
             return

@@ -6,7 +6,7 @@ import math
 from array import array
 
 from ..callback import ORDER, Callback
-from ..optim import set_mom
+from ..optim import apply_hypers, set_mom
 from ..schedules.schedule import Schedule, build
 
 STEPS_AT_ONCE = 1024
@@ -88,11 +88,7 @@ class ParamScheduler(Callback):
 
     def _set_from_schedule(self, learn, i: int) -> None:
         """Step `i` straight from the schedule: past its `n_steps`, where nothing is read ahead."""
-        lrs, mom = self._schedule(i)
-        for group, lr in zip(learn.opt.param_groups, lrs, strict=True):
-            group["lr"] = lr
-            if mom is not None:
-                set_mom(group, mom)
+        apply_hypers(learn.opt, *self._schedule(i))
 
     def state_dict(self) -> dict:
         """The schedule as plain data (with the learner's `train_iter`, all a resume needs)."""

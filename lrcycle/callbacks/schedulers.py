@@ -74,57 +74,58 @@ class OneCycleCallback(ParamScheduler):
         return cls(s["lrs"], s["div"], s["div_final"], s["pct_start"], s["moms"]).bound(schedule)
 
 
-class CircularLRCallback(ParamScheduler):
+class _CycleCallback(ParamScheduler):
+    """What the two circular callbacks share: fastai 0.7's `fit` with `cycle_len` cycles (None: one over the fit)
+    and one of its CLR arguments, `fit_arg`, given `(*shape, *moms)`; `shape_keys` name the shape in a spec."""
+
+    fit_arg: str
+    shape_keys: tuple[str, str]
+
+    def _set_cycles(self, shape: tuple, moms, cycle_len, cycle_mult) -> None:
+        self.shape = shape
+        self.moms = None if moms is None else check_moms(moms, 2)
+        self.cycle_len = None if cycle_len is None else check_positive_int(cycle_len, "cycle_len")
+        self.cycle_mult = check_positive_int(cycle_mult, "cycle_mult")
+        self.schedule = None
+
+    def plan(self, fit: Schedule) -> Schedule:
+        cycle_len = fit.n_epoch if self.cycle_len is None else self.cycle_len
+        n_cycle = _cycles_in(fit.n_epoch, cycle_len, self.cycle_mult, type(self).__name__)
+        arg = (*self.shape, *(self.moms or ()))
+        return forms.fit(_defaults(fit), None, n_cycle, cycle_len, self.cycle_mult, **{self.fit_arg: arg})
+
+    @classmethod
+    def from_schedule(cls, schedule: Schedule) -> _CycleCallback:
+        s = schedule.spec
+        shape = (s[key] for key in cls.shape_keys)
+        return cls(*shape, s["moms"], s["cycle_len"], s["cycle_mult"]).bound(schedule)
+
+
+class CircularLRCallback(_CycleCallback):
     """fastai 0.7's `use_clr=(div, cut_div[, *moms])` (`schedules.clr_schedule`): each cycle up from lr/div to
     lr over `1/cut_div` of it, then down; `moms=(max, min)` the other way. `cycle_len=None`: one cycle over the
     fit. `learn.fit(0.1, 3, cbs=[CircularLRCallback(32, 5)])` == `fit(0.1, 1, cycle_len=3, use_clr=(32, 5))`.
     """
 
+    fit_arg, shape_keys = "use_clr", ("div", "cut_div")
+
     def __init__(self, div=4, cut_div=8, moms=None, cycle_len=None, cycle_mult=1):
-        self.div, self.cut_div = (
-            check_number(div, "div", 0.0),
-            check_number(cut_div, "cut_div", 1.0, closed=(True, False)),
-        )
-        self.moms = None if moms is None else check_moms(moms, 2)
-        self.cycle_len = None if cycle_len is None else check_positive_int(cycle_len, "cycle_len")
-        self.cycle_mult = check_positive_int(cycle_mult, "cycle_mult")
-        self.schedule = None
-
-    def plan(self, fit: Schedule) -> Schedule:
-        cycle_len = fit.n_epoch if self.cycle_len is None else self.cycle_len
-        n_cycle = _cycles_in(fit.n_epoch, cycle_len, self.cycle_mult, type(self).__name__)
-        use_clr = (self.div, self.cut_div, *(self.moms or ()))
-        return forms.fit(_defaults(fit), None, n_cycle, cycle_len, self.cycle_mult, use_clr=use_clr)
-
-    @classmethod
-    def from_schedule(cls, schedule: Schedule) -> CircularLRCallback:
-        s = schedule.spec
-        return cls(s["div"], s["cut_div"], s["moms"], s["cycle_len"], s["cycle_mult"]).bound(schedule)
+        self.div = check_number(div, "div", 0.0)
+        self.cut_div = check_number(cut_div, "cut_div", 1.0, closed=(True, False))
+        self._set_cycles((self.div, self.cut_div), moms, cycle_len, cycle_mult)
 
 
-class CircularLRBetaCallback(ParamScheduler):
+class CircularLRBetaCallback(_CycleCallback):
     """fastai 0.7's `use_clr_beta=(div, pct[, *moms])` (`schedules.clr_beta_schedule`): up and down over
     `100 - pct` percent of each cycle, then down towards lr/(div*100). `cycle_len=None`: one cycle over the fit.
     `learn.fit(0.1, 3, cbs=[CircularLRBetaCallback(10, 10)])` == `fit(0.1, 1, cycle_len=3, use_clr_beta=(10, 10))`.
     """
 
+    fit_arg, shape_keys = "use_clr_beta", ("div", "pct")
+
     def __init__(self, div=10, pct=10, moms=None, cycle_len=None, cycle_mult=1):
         self.div, self.pct = check_number(div, "div", 0.0), check_number(pct, "pct", 0.0, 100.0, closed=(True, False))
-        self.moms = None if moms is None else check_moms(moms, 2)
-        self.cycle_len = None if cycle_len is None else check_positive_int(cycle_len, "cycle_len")
-        self.cycle_mult = check_positive_int(cycle_mult, "cycle_mult")
-        self.schedule = None
-
-    def plan(self, fit: Schedule) -> Schedule:
-        cycle_len = fit.n_epoch if self.cycle_len is None else self.cycle_len
-        n_cycle = _cycles_in(fit.n_epoch, cycle_len, self.cycle_mult, type(self).__name__)
-        use_clr_beta = (self.div, self.pct, *(self.moms or ()))
-        return forms.fit(_defaults(fit), None, n_cycle, cycle_len, self.cycle_mult, use_clr_beta=use_clr_beta)
-
-    @classmethod
-    def from_schedule(cls, schedule: Schedule) -> CircularLRBetaCallback:
-        s = schedule.spec
-        return cls(s["div"], s["pct"], s["moms"], s["cycle_len"], s["cycle_mult"]).bound(schedule)
+        self._set_cycles((self.div, self.pct), moms, cycle_len, cycle_mult)
 
 
 class SGDRCallback(ParamScheduler):

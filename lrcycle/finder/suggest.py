@@ -71,6 +71,22 @@ def _slopes(log_lrs: np.ndarray, losses: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(slopes), slopes, 0.0)
 
 
+def _fall(name: str, lrs, smooth_losses, **curve_args):
+    """What a level rule reads: `(log_lrs, losses, bottom_at, top, bottom)`, the curve with its lowest point and
+    the highest loss before it; None, after `name`'s NaN warning, when it has fewer than two finite points or
+    never falls."""
+    log_lrs, losses = _curve(lrs, smooth_losses, **curve_args)
+    if len(losses) < 2:
+        _nan(name, "fewer than two finite points")
+        return None
+    bottom_at = int(np.argmin(losses))
+    top, bottom = losses[: bottom_at + 1].max(), losses[bottom_at]
+    if bottom_at == 0 or not top > bottom:
+        _nan(name, "the loss never falls")
+        return None
+    return log_lrs, losses, bottom_at, top, bottom
+
+
 def halfway(lrs, smooth_losses, frac: float = 0.5) -> float:
     """The lr at which the smoothed loss has made half (`frac`) of its fall to its minimum.
 
@@ -82,13 +98,10 @@ def halfway(lrs, smooth_losses, frac: float = 0.5) -> float:
     """
     if not 0 < frac < 1:
         raise ValueError(f"frac: must be in (0, 1), got {frac!r}")
-    log_lrs, losses = _curve(lrs, smooth_losses)
-    if len(losses) < 2:
-        return _nan("halfway", "fewer than two finite points")
-    bottom_at = int(np.argmin(losses))
-    top, bottom = losses[: bottom_at + 1].max(), losses[bottom_at]
-    if bottom_at == 0 or not top > bottom:
-        return _nan("halfway", "the loss never falls")
+    fall = _fall("halfway", lrs, smooth_losses)
+    if fall is None:
+        return math.nan
+    log_lrs, losses, bottom_at, top, bottom = fall
     level = bottom + frac * (top - bottom)
     above = np.nonzero(losses[:bottom_at] > level)[0][-1]  # the last point above it, before the minimum
     x0, x1, y0, y1 = log_lrs[above], log_lrs[above + 1], losses[above], losses[above + 1]
@@ -174,13 +187,10 @@ def divergence(lrs, smooth_losses, rise: float = 0.5, shift: float = 0.0) -> flo
     """
     if not rise > 0:
         raise ValueError(f"rise: must be > 0, got {rise!r}")
-    log_lrs, losses = _curve(lrs, smooth_losses, skip_end=0)
-    if len(losses) < 2:
-        return _nan("divergence", "fewer than two finite points")
-    bottom_at = int(np.argmin(losses))
-    top, bottom = losses[: bottom_at + 1].max(), losses[bottom_at]
-    if bottom_at == 0 or not top > bottom:
-        return _nan("divergence", "the loss never falls")
+    fall = _fall("divergence", lrs, smooth_losses, skip_end=0)
+    if fall is None:
+        return math.nan
+    log_lrs, losses, bottom_at, top, bottom = fall
     level = bottom + rise * (top - bottom) + shift
     over = np.nonzero(losses[bottom_at:] > level)[0]
     if len(over) == 0:

@@ -13,7 +13,7 @@ import warnings
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from ..optim import get_lrs, set_hypers, set_mom
+from ..optim import apply_hypers, get_lrs, set_hypers, set_mom
 from ..validate import check_positive_int, check_wd
 from . import forms
 from . import schedule as schedules
@@ -72,11 +72,7 @@ class PlanScheduler(LRScheduler):
         check_schedule_groups(schedule, self.optimizer)
         self.schedule, self.warned_past_end = schedule, bool(state_dict["warned_past_end"])
         self.last_epoch, self._step_count = int(state_dict["last_epoch"]), int(state_dict["step_count"])
-        lrs, mom = schedule(min(self.last_epoch, schedule.n_steps - 1))
-        for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
-            group["lr"] = lr
-            if mom is not None:
-                set_mom(group, mom)
+        apply_hypers(self.optimizer, *schedule(min(self.last_epoch, schedule.n_steps - 1)))
         self._last_lr = get_lrs(self.optimizer)
 
     def get_last_lr(self) -> list[float]:
