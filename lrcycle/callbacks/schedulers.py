@@ -107,7 +107,8 @@ class CircularLRCallback(_CycleCallback):
     fit. `learn.fit(0.1, 3, cbs=[CircularLRCallback(32, 5)])` == `fit(0.1, 1, cycle_len=3, use_clr=(32, 5))`.
     """
 
-    fit_arg, shape_keys = "use_clr", ("div", "cut_div")
+    fit_arg = "use_clr"
+    shape_keys = ("div", "cut_div")
 
     def __init__(self, div=4, cut_div=8, moms=None, cycle_len=None, cycle_mult=1):
         self.div = check_number(div, "div", 0.0)
@@ -121,7 +122,8 @@ class CircularLRBetaCallback(_CycleCallback):
     `learn.fit(0.1, 3, cbs=[CircularLRBetaCallback(10, 10)])` == `fit(0.1, 1, cycle_len=3, use_clr_beta=(10, 10))`.
     """
 
-    fit_arg, shape_keys = "use_clr_beta", ("div", "pct")
+    fit_arg = "use_clr_beta"
+    shape_keys = ("div", "pct")
 
     def __init__(self, div=10, pct=10, moms=None, cycle_len=None, cycle_mult=1):
         self.div, self.pct = check_number(div, "div", 0.0), check_number(pct, "pct", 0.0, 100.0, closed=(True, False))
