@@ -414,7 +414,7 @@ def test_the_readme_quick_start_runs_on_numpy_arrays_with_the_one_line(tmp_path)
     block = re.findall(r"^```python\n(.*?)^```", (root / "README.md").read_text(), flags=re.S | re.M)[0]
     learner_line = next(line for line in block.splitlines() if line.startswith("learn = Learner(digits("))
     data = (
-        "import numpy as np\nfrom lrcycle import DataLoaders\nfrom lrcycle.data import digits_arrays\n"
+        "import numpy as np\nfrom lrcycle import DataLoaders\nfrom lrcycle.demo.data import digits_arrays\n"
         "X_train, y_train, X_valid, y_valid = (t.numpy() for t in digits_arrays())\n"
         "X_train, X_valid = X_train.astype(np.float64), X_valid.astype(np.float64)\n"
     )
