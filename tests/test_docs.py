@@ -8,14 +8,11 @@ needs torchrun, a GPU, a download, or objects the reader supplies) is fenced ```
 what an earlier one built; pages do not share anything.
 """
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from test_readme import named_files, python_blocks
+from test_readme import named_files, python_blocks, run_blocks_as_one_script
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -98,15 +95,4 @@ def test_the_guide_pages_have_blocks_that_run():
 def test_every_python_block_of_a_docs_page_runs_in_order_as_one_script(page, tmp_path):
     """As the README's test: one script per page, in a temporary folder, with the Agg backend, one torch thread,
     nothing downloaded; the plots a page saves must appear there."""
-    blocks = python_blocks((DOCS / page).read_text())
-    preamble = "import matplotlib\nmatplotlib.use('Agg')\nimport torch\ntorch.set_num_threads(1)\n"
-    script = tmp_path / "page.py"
-    script.write_text(preamble + "\n".join(blocks))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    env["OMP_NUM_THREADS"] = "1"
-    proc = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    for name in re.findall(r"savefig\(\"([^\"]+)\"\)", "\n".join(blocks)):
-        assert (tmp_path / name).stat().st_size > 1000, name
+    run_blocks_as_one_script((DOCS / page).read_text(), tmp_path)

@@ -28,18 +28,24 @@ def test_the_readme_has_python_blocks_to_run():
 def test_every_python_block_of_the_readme_runs_in_order_as_one_script(tmp_path):
     """Pasted into one file and run in a temporary folder with the Agg backend (a script, no display), one
     torch thread, nothing downloaded; the plots the README saves must appear there."""
-    blocks = python_blocks(README.read_text())
+    run_blocks_as_one_script(README.read_text(), tmp_path)
+
+
+def run_blocks_as_one_script(text: str, folder) -> None:
+    """Every ```python block of `text`, in order, as one script run in `folder` with the Agg backend and one torch
+    thread; it must succeed, and every plot it saves must appear there."""
+    blocks = python_blocks(text)
     preamble = "import matplotlib\nmatplotlib.use('Agg')\nimport torch\ntorch.set_num_threads(1)\n"
-    script = tmp_path / "readme.py"
+    script = folder / "blocks.py"
     script.write_text(preamble + "\n".join(blocks))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env["OMP_NUM_THREADS"] = "1"
     proc = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+        [sys.executable, str(script)], cwd=folder, env=env, capture_output=True, text=True, timeout=900
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     for name in re.findall(r"savefig\(\"([^\"]+)\"\)", "\n".join(blocks)):
-        assert (tmp_path / name).stat().st_size > 1000, name
+        assert (folder / name).stat().st_size > 1000, name
 
 
 def named_files(text: str) -> set[str]:
