@@ -342,13 +342,14 @@ class Learner:
         """What every fit form does: its plan's schedule, the callback applying it, every check, then the loop."""
         fit_schedule = plan(self.plan_defaults(cbs), *args)
         names = {"cycle_save_name": cycle_save_name, "best_save_name": best_save_name}
-        self._run_fit(fit_schedule, False, wd, wds, cbs, names, start_epoch, resume)
+        self._run_fit(fit_schedule, None, wd, wds, cbs, names, start_epoch, resume)
 
-    def _run_fit(self, fit_schedule, resumed: bool, wd, wds, cbs, names: dict, start_epoch: int, resume) -> None:
+    def _run_fit(self, fit_schedule, saved, wd, wds, cbs, names: dict, start_epoch: int, resume) -> None:
         """`fit_schedule` applied by its callback (the fit form's own, or one passed in `cbs`: `fit_scheduler`),
-        every check, the optimizer, then the loop. `resumed`: `fit_schedule` is a checkpoint's, kept as it is."""
+        every check, the optimizer, then the loop. `saved`: the content of checkpoint `resume` when `learn.resume`
+        has read it already (`fit_schedule` is then the checkpoint's, kept as it is), else None."""
         wd, cbs = wd_or_wds(wd, wds), check_cbs(cbs)  # `wds`: fastai 0.7's `wd`
-        scheduler, schedule = fit_scheduler(fit_schedule, [*self.cbs, *cbs], resumed)
+        scheduler, schedule = fit_scheduler(fit_schedule, [*self.cbs, *cbs], saved is not None)
         check_start_epoch(start_epoch, schedule.n_epoch)
         cycle_save_name, best_save_name = names["cycle_save_name"], names["best_save_name"]
         saving = save_callbacks(cycle_save_name, best_save_name, schedule.cycle_ends, self.dls.valid)
@@ -358,7 +359,7 @@ class Learner:
             check_fit_start(self, cbs)  # before the optimizer is built or any lr set
             if self.dls.valid is not None:
                 check_valid_loader(self.dls.valid, "dls.valid")
-            cbs, start_epoch = resume_fit.prepare(self, resume, cbs, start_epoch)  # the whole checkpoint checked first
+            cbs, start_epoch = resume_fit.prepare(self, resume, cbs, start_epoch, saved)  # the whole file checked first
         except BaseException:
             scheduler.bind(previous)  # a refused fit leaves a passed callback as it was
             raise
@@ -369,8 +370,8 @@ class Learner:
 
     def resume(self, name, cbs=None) -> None:
         """Go on with the fit a `save(name, with_state=True)` came from, exactly; pass that fit's `cbs` again."""
-        schedule, names = resume_fit.saved_fit(self, name)
-        self._run_fit(schedule, True, None, None, cbs, names, 0, name)
+        schedule, names, content = resume_fit.saved_fit(self, name)
+        self._run_fit(schedule, content, None, None, cbs, names, 0, name)  # the file read and checked once
 
     def lr_find(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, linear=False, suggest_funcs=None,
                 show_plot=False, n_repeats=1):  # fmt: skip

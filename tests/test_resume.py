@@ -256,3 +256,16 @@ def test_a_bad_callback_state_changes_nothing(tmp_path):
     with pytest.raises(ValueError, match="n_averaged"):
         avg.load_state_dict({"averaged": avg.averaged.state_dict(), "n_averaged": -1})
     assert avg.n_averaged == 0
+
+
+def test_learn_resume_reads_the_checkpoint_file_once(tmp_path, monkeypatch):
+    """`learn.resume` reads the schedule from the file and checks the same content it then loads: one read."""
+    from lrcycle.state import checkpoint
+
+    stopped_after_two_epochs(tmp_path)
+    reads = []
+    real_read_file = checkpoint.read_file
+    monkeypatch.setattr(checkpoint, "read_file", lambda file: reads.append(file) or real_read_file(file))
+    learn = make_learner(tmp_path)
+    learn.resume("ck", cbs=[EarlyStoppingCallback(patience=3), Checkpoint("ck", every=2)])
+    assert len(reads) == 1 and learn.epoch == 3

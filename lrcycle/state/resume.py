@@ -169,10 +169,12 @@ def _try_python(state) -> None:
 
 
 # ---- the checkpoint against the learner and the call --------------------------------------------------------
-def saved_fit(learn, name) -> tuple[schedules.Schedule, dict]:
-    """The schedule and the `cycle_save_name`/`best_save_name` of the fit a checkpoint was saved in."""
+def saved_fit(learn, name) -> tuple[schedules.Schedule, dict, dict]:
+    """The schedule and the `cycle_save_name`/`best_save_name` of the fit a checkpoint was saved in, and the
+    checkpoint's content as read (so that resuming from it reads the file once)."""
     file = model_path(learn, name)
-    state = resumable(read(learn, name), file)
+    content = read(learn, name)
+    state = resumable(content, file)
     specs = [cb["state"].get("spec") for cb in state["callbacks"] if cb["type"] in SCHEDULER_TYPES]
     if len(specs) != 1:
         raise ValueError(f"resume: {file} holds {len(specs)} schedules; it must come from one fit form's fit")
@@ -180,12 +182,12 @@ def saved_fit(learn, name) -> tuple[schedules.Schedule, dict]:
         schedule = schedules.build(specs[0])
     except (TypeError, ValueError, KeyError, AttributeError) as error:
         raise ValueError(f"{file}: the checkpoint's schedule cannot be rebuilt from {specs[0]!r}: {error}") from None
-    return schedule, {k: _name_back(state["fit"].get(k)) for k in NAME_ARGS}
+    return schedule, {k: _name_back(state["fit"].get(k)) for k in NAME_ARGS}, content
 
 
 def saved_phase(learn, name, phases: list[schedules.Schedule]) -> int:
     """Which of a multi-fit call's fits (`phases`, their planned schedules) checkpoint `name` was saved in."""
-    saved, _ = saved_fit(learn, name)
+    saved, _, _ = saved_fit(learn, name)
     for k, planned in enumerate(phases):
         if planned.spec == saved.spec:
             return k
@@ -195,16 +197,16 @@ def saved_phase(learn, name, phases: list[schedules.Schedule]) -> int:
     )
 
 
-def prepare(learn, name, cbs: list, start_epoch: int) -> tuple[list, int]:
-    """A fit's callbacks and first epoch. Without `name`, as given; with it, the whole checkpoint is checked
-    against the learner and this call first, then a callback that loads it joins and the fit starts at the
-    first epoch the checkpoint had not done."""
+def prepare(learn, name, cbs: list, start_epoch: int, content: dict | None = None) -> tuple[list, int]:
+    """A fit's callbacks and first epoch. Without `name`, as given; with it, the whole checkpoint (`content`, when
+    the caller has read it already) is checked against the learner and this call first, then a callback that
+    loads it joins and the fit starts at the first epoch the checkpoint had not done."""
     if name is None:
         return cbs, start_epoch
     if start_epoch != 0:
         raise ValueError(f"resume/start_epoch: give one (the checkpoint says where to start), got {start_epoch}")
     file = model_path(learn, name)
-    content = read(learn, name)
+    content = read(learn, name) if content is None else content
     state = resumable(content, file)
     check_model_state(unwrap(learn.model), content["model"], True, file)
     _check_layer_groups(learn, state.get("frozen"), file)
