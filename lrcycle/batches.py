@@ -87,6 +87,16 @@ def _init_fields(obj) -> list:
     return [f for f in dataclasses.fields(obj) if f.init]
 
 
+def inputs_and_targets(batch, device: torch.device, n_inp: int | None) -> tuple:
+    """`split(to_device(batch, device), n_inp)`; the usual batch, two plain tensors already on `device` and one
+    input, takes a short way (this runs every batch: the general one costs about 1 us more)."""
+    if (type(batch) is list or type(batch) is tuple) and len(batch) == 2 and (n_inp is None or n_inp == 1):
+        x, y = batch
+        if type(x) is torch.Tensor and type(y) is torch.Tensor and x.device == device and y.device == device:
+            return (x,), (y,)
+    return split(to_device(batch, device), n_inp)
+
+
 def split(batch, n_inp: int | None) -> tuple:
     """`(inputs, targets)` of a batch: a tuple/list's first `n_inp` items and the rest; a mapping twice."""
     if not isinstance(batch, (tuple, list)):

@@ -262,9 +262,15 @@ def call_in_order(hooks: tuple, learn) -> None:
         hook(learn)
 
 
+# The events inside a training batch, between `before_batch` and `after_batch`.
+INNER_EVENTS = ("after_pred", "after_loss", "before_backward", "before_step", "after_step", "after_cancel_step")
+
+
 class CallbackList:
-    """A learner's callbacks in list order, with `hooks`: for each event, the bound hooks to call in `order`, and
-    `dispatch`: for each event, the one call that runs them (None when there are none; `dispatch_table`).
+    """A learner's callbacks in list order, with `hooks`: for each event, the bound hooks to call in `order`,
+    `dispatch`: for each event, the one call that runs them (None when there are none; `dispatch_table`), and
+    `inner_hooks`: whether any callback hooks an event inside a batch (`INNER_EVENTS`; the loop's fast path
+    needs none).
 
     The tables are rebuilt whenever the list changes, so the loop never sorts or looks up attributes per event.
     Every change is a critical section (`interrupt.held_sigint`): Ctrl-C never leaves the list and the table
@@ -315,9 +321,11 @@ class CallbackList:
             self._rebuild()
 
     def _rebuild(self) -> None:
-        """Both tables from the list as it is now (callers hold Ctrl-C around the change and this)."""
+        """Both tables from the list as it is now, and `inner_hooks` (callers hold Ctrl-C around the change and
+        this)."""
         self.hooks = hook_table(self.items)
         self.dispatch = dispatch_table(self.hooks)
+        self.inner_hooks = any(self.hooks[event] for event in INNER_EVENTS)
 
     def fitting(self, learn, cbs):
         """The `with` block around a fit's events: `cbs` take part in it, and on every exit (Ctrl-C included)

@@ -22,13 +22,13 @@ from .batches import (
     first_forward,
     first_loss,
     forward,
+    inputs_and_targets,
     logits,
     module_to,
     resolve_loss_func,
     split,
-    to_device,
 )
-from .callback import STAGES, CallbackList, check_cbs, check_fit_start
+from .callback import STAGES, CallbackList, CancelBatchException, check_cbs, check_fit_start
 from .callbacks.first_step_guard import FirstStepGuard
 from .callbacks.loss_check import NonFiniteLossCheck
 from .callbacks.mixed_precision import MixedPrecision
@@ -206,28 +206,49 @@ class Learner:
     def _do_train(self) -> None:
         self.training = True
         self.model.train()
+        device, n_inp = self.device, self.n_inp
         for i, batch in enumerate(self.dls.train):
-            self.iter, (self.xb, self.yb) = i, split(to_device(batch, self.device), self.n_inp)
-            self._held_batch(self._train_batch)
+            self.iter, (self.xb, self.yb) = i, inputs_and_targets(batch, device, n_inp)
+            self._train_batch()
 
     @holds_sigint  # Ctrl-C waits for the whole batch: its step, autocast's exit and the recorder's point
-    def _held_batch(self, body) -> None:
-        """One batch with its events, as one critical section: a press lands between batches, where the model,
-        optimizer, BatchNorm statistics, gradients (cleared after the step), autocast and the recorder are all
-        what the last completed step left (forward, backward and step are one unit; holding costs ~0.2 us)."""
-        self._with_events(body, "batch")
-
     def _train_batch(self) -> None:
-        self.stepped = False
-        self._forward_loss()
+        """One training batch with its events, as one critical section: a press lands between batches, where the
+        model, optimizer, BatchNorm statistics, gradients (cleared after the step), autocast and the recorder are
+        all what the last completed step left (forward, backward and step are one unit; holding costs ~0.2 us).
+
+        The batch stage's events are fired here rather than through `_with_events`, and a batch with no hook
+        between `before_batch` and `after_batch` (`CallbackList.inner_hooks`), no autocast and no first-batch
+        checks runs its forward pass, backward pass and step without looking for hooks (`_plain_step`)."""
+        try:
+            call = self.callbacks.dispatch["before_batch"]
+            if call is not None:
+                call(self)
+            self.stepped = False
+            if self.callbacks.inner_hooks or self.first_batch or type(self.autocast) is not nullcontext:
+                self._forward_loss()
+                self._backward_and_step()
+            else:
+                self._plain_step()
+        except CancelBatchException:
+            self._fire("after_cancel_batch")
+        call = self.callbacks.dispatch["after_batch"]
+        if call is not None:
+            call(self)
+
+    def _plain_step(self) -> None:
+        """`_forward_loss` then `_backward_and_step` where no callback hooks an event between them."""
+        self.loss = None
+        self.pred = forward(self.model, self.xb)
+        self.loss = self.loss_grad = compute_loss(self.loss_func, self.pred, self.yb)
+        self._backward()
+        self._step()
+        self.opt.zero_grad()
+
+    def _backward_and_step(self) -> None:
         self.loss_grad = self.loss  # what `backward` runs on; callbacks may scale it (accumulation, GradScaler)
         self._fire("before_backward")
-        try:
-            self.loss_grad.backward()
-        except RuntimeError as error:
-            if self.loss_grad.requires_grad:
-                raise
-            raise loss_without_graph(self.loss_func, self.loss_grad, self.model) from error
+        self._backward()
         dispatch = self.callbacks.dispatch
         if dispatch["before_step"] is None and dispatch["after_step"] is None:
             self._step()  # no step hooks, so nothing can cancel the step: the stage is the step alone
@@ -235,6 +256,14 @@ class Learner:
             self._with_events(self._step, "step")
         if self.stepped:
             self.opt.zero_grad()
+
+    def _backward(self) -> None:
+        try:
+            self.loss_grad.backward()
+        except RuntimeError as error:
+            if self.loss_grad.requires_grad:
+                raise
+            raise loss_without_graph(self.loss_func, self.loss_grad, self.model) from error
 
     def _forward_loss(self) -> None:
         self.loss = None
@@ -265,7 +294,7 @@ class Learner:
         self.first_batch = False
         self._fire("after_loss")
 
-    def _step(self) -> None:  # inside `_held_batch`: Ctrl-C waits for the whole step and its count
+    def _step(self) -> None:  # inside `_train_batch`: Ctrl-C waits for the whole step and its count
         self.opt.step() if self.scaler is None else self.scaler.step(self.opt)  # the scaler skips inf/NaN grads
         self.stepped = True
         self.train_iter += 1
@@ -280,7 +309,11 @@ class Learner:
         with eval_batches(self.model, dl, self.device) as batches:
             for i, batch in enumerate(batches):
                 self.iter, (self.xb, self.yb) = i, split(batch, self.n_inp)
-                self._held_batch(self._forward_loss)  # autocast entered and left whole
+                self._valid_batch()
+
+    @holds_sigint  # autocast entered and left whole, the recorder's sums updated or not
+    def _valid_batch(self) -> None:
+        self._with_events(self._forward_loss, "batch")
 
     # ---- entry points: arguments, then schedule, then the loop ---------------------------------------
     def fit(self, lr=None, n_cycle=1, cycle_len=None, cycle_mult=1, use_clr=None, use_clr_beta=None, **kwargs):

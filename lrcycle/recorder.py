@@ -16,10 +16,11 @@ from . import plots
 from .batches import logits, n_samples, target
 from .callback import ORDER, Callback
 from .interrupt import held_sigint
-from .optim import get_mom
 
 if TYPE_CHECKING:
     import pandas as pd
+
+NAN = math.nan  # a momentum the optimizer lacks, in the typed trace
 
 
 class Recorder(Callback):
@@ -30,11 +31,12 @@ class Recorder(Callback):
     An iteration is one optimizer step: with gradient accumulation, the losses of the batches
     that make one step are averaged into one point.
 
-    No host-device sync per iteration: each batch's loss stays on its device (`learn.loss.detach()`) and
-    the values move to `losses`/`smooth_losses` in one transfer every `sync_every` iterations, at the end of
-    each epoch's training and of the fit (`flush()`; the range test calls it every iteration, as it must read
-    each loss to stop). The values are the same as reading each loss at once. A callback that reads
-    `losses` during training calls `flush()` first; `iters`, `lrs` and `moms` are current at every batch.
+    No host-device sync per iteration: each batch's loss stays on its device (`learn.loss.detach()`; a plain
+    CPU tensor, with no device to wait for, is read at once with `tolist()`, which costs less) and the values move
+    to `losses`/`smooth_losses` in one transfer every `sync_every` iterations, at the end of each epoch's
+    training and of the fit (`flush()`; the range test calls it every iteration, as it must read each loss to
+    stop). The values are the same as reading each loss at once. A callback that reads `losses` during
+    training calls `flush()` first; `iters`, `lrs` and `moms` are current at every batch.
 
     A step a GradScaler skipped (`drop_step`) leaves no point: its position is in `skipped_steps`.
 
@@ -70,14 +72,14 @@ class Recorder(Callback):
         self._avg, self._n = 0.0, 0
         # on the device, not yet read: every batch loss since the last flush; the number of batches making
         # each recorded step (more than one under accumulation); batches of the step still open
-        self._device_losses, self._step_sizes, self._open = [], [], 0
+        self._unread, self._step_sizes, self._open = [], [], 0
         self._drop, self.skipped_steps = False, []
         self._valid_sums, self._valid_count = None, 0
 
     # ---- hooks -------------------------------------------------------------------------------------
     # what `before_fit` replaces: put back when a fit ends (an error, Ctrl-C) before its first step
     _HISTORY = ("iters", "iter_epochs", "losses", "smooth_losses", "lrs", "moms", "group_lrs", "_avg", "_n",
-                "_device_losses", "_step_sizes", "_open", "_drop", "skipped_steps", "_valid_sums", "_valid_count",
+                "_unread", "_step_sizes", "_open", "_drop", "skipped_steps", "_valid_sums", "_valid_count",
                 "epochs", "suggestions", "metric_names")  # fmt: skip
 
     def before_fit(self, learn) -> None:
@@ -95,18 +97,19 @@ class Recorder(Callback):
         self._epoch_losses_start = len(self.losses)
 
     def after_batch(self, learn) -> None:
-        """Per training iteration; on the hot path, so it keeps to local variables and reads no value. The loop
-        holds Ctrl-C over the whole batch, this hook included, so every trace gets its entry for the step or
+        """Per training iteration; on the hot path, so it keeps to local variables and waits for no device. The
+        loop holds Ctrl-C over the whole batch, this hook included, so every trace gets its entry for the step or
         none does."""
         if not learn.training:
             self._after_valid_batch(learn)
             return
-        if learn.loss is None:  # the batch was cancelled before a loss existed
+        loss = learn.loss
+        if loss is None:  # the batch was cancelled before a loss existed
             return
         if self._drop:  # the step was skipped: the batches that made it leave no point
             self._drop_open_step(learn)
             return
-        self._device_losses.append(learn.loss.detach())
+        self._unread.append(loss.tolist() if type(loss) is torch.Tensor and loss.is_cpu else loss.detach())
         if not learn.stepped:  # accumulated into a step still open: the step's point is the mean
             self._open += 1
             return
@@ -119,8 +122,8 @@ class Recorder(Callback):
         groups = learn.opt.param_groups
         for trace, group in zip(self.group_lrs, groups):
             trace.append(group["lr"])  # the last group's is `lrs`
-        mom = get_mom(groups[-1])
-        self.moms.append(math.nan if mom is None else mom)  # `OptionalTrace` keeps None as NaN
+        group = groups[-1]  # its momentum (`optim.get_mom`, written out: this runs every step); NaN for None
+        self.moms.append(group["momentum"] if "momentum" in group else group["betas"][0] if "betas" in group else NAN)
 
     def flush(self) -> None:
         """Move the recorded steps' losses off the device (one transfer) into `losses` and `smooth_losses`.
@@ -131,17 +134,18 @@ class Recorder(Callback):
         if not self._step_sizes:
             return
         sizes, n_done = self._step_sizes, sum(self._step_sizes)
-        values = _host_floats(self._device_losses[:n_done])
+        values = host_floats(self._unread[:n_done])
         if n_done > len(sizes):  # some steps accumulated several batches: each step's loss is their mean
             starts = itertools.accumulate(sizes[:-1], initial=0)
             values = [values[i] if k == 1 else sum(values[i : i + k]) / k for i, k in zip(starts, sizes, strict=True)]
         beta, avg, n, smooth = self.beta, self._avg, self._n, []
+        keep = 1 - beta
         for loss in values:
             n += 1
-            avg = beta * avg + (1 - beta) * loss
+            avg = beta * avg + keep * loss
             smooth.append(avg / (1 - beta**n))
         with held_sigint():  # the traces and the losses still on the device change together, or not at all
-            del self._device_losses[:n_done]
+            del self._unread[:n_done]
             self.losses.extend(values)
             self.smooth_losses.extend(smooth)
             self._avg, self._n, self._step_sizes = avg, n, []
@@ -154,7 +158,7 @@ class Recorder(Callback):
 
     def _drop_open_step(self, learn) -> None:
         if self._open:
-            del self._device_losses[-self._open :]
+            del self._unread[-self._open :]
         self._open, self._drop = 0, False
         self.skipped_steps.append(learn.train_iter)
 
@@ -337,17 +341,24 @@ class Recorder(Callback):
     plot_sched = plot_lr
 
 
-def _host_floats(tensors: list) -> list[float]:
-    """Python floats of 1-element tensors: one stacked transfer when they are 0-d on one device (`stack`
-    promotes mixed dtypes to one that holds each value exactly), else one `.item()` each."""
-    if not tensors or tensors[0].dim() != 0:
-        return [t.item() for t in tensors]
-    if len(tensors) == 1:  # one loss (the range test reads each): its own `tolist()`, 0.2 us where stacking takes 1.8
-        return [tensors[0].tolist()]
+def host_floats(losses: list) -> list[float]:
+    """Python floats of losses that are floats already (read on the CPU) or 1-element tensors: one stacked
+    transfer when the tensors are 0-d on one device (`stack` promotes mixed dtypes to one that holds each value
+    exactly), else one `.item()` each."""
+    if not losses or type(losses[0]) is float:
+        return losses if all(type(v) is float for v in losses) else [_host_float(v) for v in losses]
+    if losses[0].dim() != 0:
+        return [_host_float(v) for v in losses]
+    if len(losses) == 1:  # one loss (the range test reads each): its own `tolist()`, 0.2 us where stacking takes 1.8
+        return [losses[0].tolist()]
     try:
-        return torch.stack(tensors).tolist()
-    except RuntimeError:  # other shapes or devices among them
-        return [t.item() for t in tensors]
+        return torch.stack(losses).tolist()
+    except (RuntimeError, TypeError):  # other shapes, devices or floats among them
+        return [_host_float(v) for v in losses]
+
+
+def _host_float(loss) -> float:
+    return loss if type(loss) is float else loss.item()
 
 
 def metric_name(metric) -> str:

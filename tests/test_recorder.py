@@ -265,9 +265,11 @@ def test_validation_cancelled_before_the_recorder_sees_it_records_nan_not_stale_
         [torch.tensor(0.1, dtype=torch.float64), torch.tensor(0.1)],
         [torch.tensor(2.0), torch.tensor([3.0])],  # a 1-element 1-d tensor among 0-d ones
         [torch.tensor([2.0]), torch.tensor(3.0)],
+        [0.25, torch.tensor(0.1)],  # a loss read on the CPU beside one still on its device
+        [torch.tensor(0.1), 0.25],
     ],
 )
 def test_the_chunked_transfer_gives_each_tensors_own_float(values):
-    from lrcycle.recorder import _host_floats
+    from lrcycle.recorder import host_floats
 
-    assert _host_floats(values) == [v.item() for v in values]
+    assert host_floats(values) == [v if isinstance(v, float) else v.item() for v in values]

@@ -108,11 +108,7 @@ class _StepValues:
 
     def __init__(self, schedule: Schedule, first: int, count: int):
         self.first, self.end = first, min(first + count, schedule.n_steps)
-        self.group_lrs, self.moms = [], array("d")
-        for i in range(first, self.end):
-            lrs, mom = schedule(i)
-            if not self.group_lrs:
-                self.group_lrs = [array("d") for _ in lrs]
-            for trace, lr in zip(self.group_lrs, lrs, strict=True):
-                trace.append(lr)
-            self.moms.append(math.nan if mom is None else mom)
+        at = schedule.at
+        steps = [at(i) for i in range(first, self.end)]
+        self.group_lrs = [array("d", group) for group in zip(*[lrs for lrs, _ in steps], strict=True)]
+        self.moms = array("d", [math.nan if mom is None else mom for _, mom in steps])
