@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 LABEL_KEYS = ("labels", "label", "targets", "target", "y")
+CPU = torch.device("cpu")
 
 
 def describe(batch) -> str:
@@ -89,11 +90,13 @@ def _init_fields(obj) -> list:
 
 def inputs_and_targets(batch, device: torch.device, n_inp: int | None) -> tuple:
     """`split(to_device(batch, device), n_inp)`; the usual batch, two plain tensors already on `device` and one
-    input, takes a short way (this runs every batch: the general one costs about 1 us more)."""
+    input, takes a short way (this runs every batch: the general one costs about 1 us more, and in a real loop
+    reading each tensor's `.device` costs 0.3 us where `.is_cpu` costs next to nothing)."""
     if (type(batch) is list or type(batch) is tuple) and len(batch) == 2 and (n_inp is None or n_inp == 1):
         x, y = batch
-        if type(x) is torch.Tensor and type(y) is torch.Tensor and x.device == device and y.device == device:
-            return (x,), (y,)
+        if type(x) is torch.Tensor and type(y) is torch.Tensor:
+            if x.is_cpu and y.is_cpu if device == CPU else x.device == device and y.device == device:
+                return (x,), (y,)
     return split(to_device(batch, device), n_inp)
 
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from array import array
-
 from ..callback import ORDER, Callback
 from ..optim import apply_hypers, set_mom
 from ..schedules.schedule import Schedule, build
 
 STEPS_AT_ONCE = 1024
-"""How many steps' values `ParamScheduler` reads off the schedule at a time (8 KiB a param group)."""
+"""How many steps' values `ParamScheduler` reads off the schedule at a time (about 150 KiB with one param group)."""
 
 
 class ParamScheduler(Callback):
@@ -25,9 +22,9 @@ class ParamScheduler(Callback):
     own lr and length when it starts, and `bind`s it. Passed to `learn.fit(lr, n, cbs=[...])`, a plain
     `ParamScheduler` applies its own schedule instead of the fit's constant lr.
 
-    The values are read off the schedule `STEPS_AT_ONCE` steps at a time into typed arrays (`_StepValues`), so a
-    batch only looks its step up; they are the very floats `schedule(i)` gives. Steps past the schedule's
-    `n_steps` ask the schedule one at a time.
+    The values are read off the schedule `STEPS_AT_ONCE` steps at a time (`_read_ahead`), so a batch only looks
+    its step up; they are what `schedule(i)` gives. Steps past the schedule's `n_steps` ask the schedule one at
+    a time.
     """
 
     order = ORDER["scheduler"]
@@ -44,7 +41,7 @@ class ParamScheduler(Callback):
     @schedule.setter
     def schedule(self, schedule: Schedule | None) -> None:
         self._schedule = schedule
-        self._values = None if schedule is None else _StepValues(schedule, 0, 0)  # nothing read off it yet
+        self._first, self._ahead = 0, []  # nothing read off it yet
 
     def plan(self, fit: Schedule) -> Schedule:
         """The schedule this callback applies in a fit whose own schedule is `fit`: here, its own."""
@@ -71,20 +68,24 @@ class ParamScheduler(Callback):
     def before_batch(self, learn) -> None:
         if not learn.training:
             return
-        i, values = learn.train_iter, self._values
-        if not values.first <= i < values.end:
+        i = learn.train_iter
+        k, ahead = i - self._first, self._ahead
+        if not 0 <= k < len(ahead):
             if i >= self._schedule.n_steps:
                 self._set_from_schedule(learn, i)
                 return
-            values = self._values = _StepValues(self._schedule, i, STEPS_AT_ONCE)
-        i -= values.first
-        groups = learn.opt.param_groups
-        for group, lrs in zip(groups, values.group_lrs, strict=True):
-            group["lr"] = lrs[i]
-        mom = values.moms[i]
-        if mom == mom:  # NaN where the schedule leaves momentum alone
-            for group in groups:
+            k, ahead = 0, self._read_ahead(i)
+        lrs, mom = ahead[k]
+        for group, lr in zip(learn.opt.param_groups, lrs, strict=True):
+            group["lr"] = lr
+            if mom is not None:  # None: the schedule leaves momentum alone
                 set_mom(group, mom)
+
+    def _read_ahead(self, first: int) -> list:
+        """`schedule(i)` for the next `STEPS_AT_ONCE` steps from `first` (none past `n_steps`)."""
+        at, end = self._schedule.at, min(first + STEPS_AT_ONCE, self._schedule.n_steps)
+        self._first, self._ahead = first, [at(i) for i in range(first, end)]
+        return self._ahead
 
     def _set_from_schedule(self, learn, i: int) -> None:
         """Step `i` straight from the schedule: past its `n_steps`, where nothing is read ahead."""
@@ -100,15 +101,3 @@ class ParamScheduler(Callback):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({None if self.schedule is None else self.schedule.spec})"
-
-
-class _StepValues:
-    """`schedule(i)` for the steps `first <= i < end` (at most `count` of them, none past `n_steps`), kept as one
-    array of lrs per param group and one of momenta (NaN where the schedule gives None)."""
-
-    def __init__(self, schedule: Schedule, first: int, count: int):
-        self.first, self.end = first, min(first + count, schedule.n_steps)
-        at = schedule.at
-        steps = [at(i) for i in range(first, self.end)]
-        self.group_lrs = [array("d", group) for group in zip(*[lrs for lrs, _ in steps], strict=True)]
-        self.moms = array("d", [math.nan if mom is None else mom for _, mom in steps])
