@@ -15,7 +15,7 @@ import torch
 from . import plots
 from .batches import logits, n_samples, target
 from .callback import ORDER, Callback
-from .interrupt import held_sigint
+from .interrupt import held_sigint, holds_sigint
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,10 +33,10 @@ class Recorder(Callback):
 
     No host-device sync per iteration: each batch's loss stays on its device (`learn.loss.detach()`; a plain
     CPU tensor, with no device to wait for, is read at once with `tolist()`, which costs less) and the values move
-    to `losses`/`smooth_losses` in one transfer every `sync_every` iterations, at the end of each epoch's
-    training and of the fit (`flush()`; the range test calls it every iteration, as it must read each loss to
-    stop). The values are the same as reading each loss at once. A callback that reads `losses` during
-    training calls `flush()` first; `iters`, `lrs` and `moms` are current at every batch.
+    to `losses` in one transfer every `sync_every` iterations, at the end of each epoch's training and of the fit
+    (`flush()`; the range test calls it every iteration, as it must read each loss to stop). The values are the
+    same as reading each loss at once. `smooth_losses` are worked out from `losses` when read. A callback that
+    reads `losses` during training calls `flush()` first; `iters`, `lrs` and `moms` are current at every batch.
 
     A step a GradScaler skipped (`drop_step`) leaves no point: its position is in `skipped_steps`.
 
@@ -66,10 +66,10 @@ class Recorder(Callback):
 
     def _reset_traces(self, n_groups: int = 0) -> None:
         self.iters, self.iter_epochs = Trace("q"), Trace("q")
-        self.losses, self.smooth_losses = Trace("d"), Trace("d")
+        self.losses, self._smooth = Trace("d"), Trace("d")
         self.moms = OptionalTrace()
         self._use_group_lrs([Trace("d") for _ in range(n_groups)])
-        self._avg, self._n = 0.0, 0
+        self._avg, self._n = 0.0, 0  # the smoothing's running average and count, as of `_smooth`'s last point
         # on the device, not yet read: every batch loss since the last flush; the number of batches making
         # each recorded step (more than one under accumulation); batches of the step still open
         self._unread, self._step_sizes, self._open = [], [], 0
@@ -78,7 +78,7 @@ class Recorder(Callback):
 
     # ---- hooks -------------------------------------------------------------------------------------
     # what `before_fit` replaces: put back when a fit ends (an error, Ctrl-C) before its first step
-    _HISTORY = ("iters", "iter_epochs", "losses", "smooth_losses", "lrs", "moms", "group_lrs", "_avg", "_n",
+    _HISTORY = ("iters", "iter_epochs", "losses", "_smooth", "lrs", "moms", "group_lrs", "_avg", "_n",
                 "_unread", "_step_sizes", "_open", "_drop", "skipped_steps", "_valid_sums", "_valid_count",
                 "epochs", "suggestions", "metric_names")  # fmt: skip
 
@@ -126,10 +126,10 @@ class Recorder(Callback):
         self.moms.append(group["momentum"] if "momentum" in group else group["betas"][0] if "betas" in group else NAN)
 
     def flush(self) -> None:
-        """Move the recorded steps' losses off the device (one transfer) into `losses` and `smooth_losses`.
+        """Move the recorded steps' losses off the device (one transfer) into `losses`.
 
-        A step of k accumulated batches records their mean, `sum(losses) / k`, then the smoothing of the
-        class docstring; the same floats as reading each loss with `.item()` as it comes.
+        A step of k accumulated batches records their mean, `sum(losses) / k`; the same floats as reading each
+        loss with `.item()` as it comes.
         """
         if not self._step_sizes:
             return
@@ -138,17 +138,29 @@ class Recorder(Callback):
         if n_done > len(sizes):  # some steps accumulated several batches: each step's loss is their mean
             starts = itertools.accumulate(sizes[:-1], initial=0)
             values = [values[i] if k == 1 else sum(values[i : i + k]) / k for i, k in zip(starts, sizes, strict=True)]
+        with held_sigint():  # the trace and the losses still on the device change together, or not at all
+            del self._unread[:n_done]
+            self.losses.extend(values)
+            self._step_sizes = []
+
+    @property
+    def smooth_losses(self) -> Trace:
+        """The smoothed losses (the class docstring's formula) of every loss in `losses`, worked out when read:
+        a fit that never reads them spends nothing on them per step."""
+        if len(self._smooth) < len(self.losses):
+            self._smooth_new_losses()
+        return self._smooth
+
+    @holds_sigint  # the smoothed trace and the running average change together, or not at all
+    def _smooth_new_losses(self) -> None:
         beta, avg, n, smooth = self.beta, self._avg, self._n, []
         keep = 1 - beta
-        for loss in values:
+        for loss in self.losses[len(self._smooth) :]:
             n += 1
             avg = beta * avg + keep * loss
             smooth.append(avg / (1 - beta**n))
-        with held_sigint():  # the traces and the losses still on the device change together, or not at all
-            del self._unread[:n_done]
-            self.losses.extend(values)
-            self.smooth_losses.extend(smooth)
-            self._avg, self._n, self._step_sizes = avg, n, []
+        self._smooth.extend(smooth)
+        self._avg, self._n = avg, n
 
     def drop_step(self) -> None:
         """The optimizer step of this iteration was not applied (a GradScaler found inf/NaN gradients): its
@@ -228,6 +240,7 @@ class Recorder(Callback):
 
     def state_dict(self) -> dict:
         """The traces so far and the smoothing's running average, as plain data (lists, dicts, numbers)."""
+        self.smooth_losses  # noqa: B018  (every loss smoothed, so that `avg` and `n` are those of the last one)
         state = {name: getattr(self, name).tolist() for name in self._TRACES}
         state["group_lrs"] = [trace.tolist() for trace in self.group_lrs]
         state.update({name: copy.deepcopy(getattr(self, name)) for name in self._PLAIN})
@@ -268,7 +281,7 @@ class Recorder(Callback):
         lrs = None if group_lrs else Trace("d", state["lrs"])
         plain = {name: copy.deepcopy(state[name]) for name in self._PLAIN}
         avg, n, names = float(state["avg"]), int(state["n"]), list(state["metric_names"])
-        self.iters, self.iter_epochs, self.losses, self.smooth_losses = iters, iter_epochs, losses, smooth_losses
+        self.iters, self.iter_epochs, self.losses, self._smooth = iters, iter_epochs, losses, smooth_losses
         self.moms = moms
         self._use_group_lrs(group_lrs, lrs)
         self.epochs, self.last_valid = plain["epochs"], plain["last_valid"]

@@ -3,9 +3,9 @@ not a scalar tensor is an error at the batch that produced it: `batches.compute_
 
 from __future__ import annotations
 
-import math
 import warnings
 
+import numpy as np
 import torch
 
 from ..callback import ORDER, Callback, NonFiniteLossWarning
@@ -25,10 +25,11 @@ class NonFiniteLossCheck(Callback):
     def after_fit(self, learn) -> None:
         rec = learn.recorder
         rec.flush()  # the losses still on the device (the recorder's own after_fit runs later)
-        first = next((i for i, loss in enumerate(rec.losses) if not math.isfinite(loss)), None)
+        not_finite = np.flatnonzero(~np.isfinite(np.asarray(rec.losses, dtype=float)))  # one pass, not a Python loop
         broken_before, self.left_broken = self.left_broken, False
-        if first is None:
+        if not_finite.size == 0:
             return
+        first = int(not_finite[0])
         self.left_broken = not bool(_all_finite(learn.model))  # one read, only after a non-finite loss
         if first == 0 and broken_before and self.left_broken:
             warnings.warn(
@@ -39,7 +40,7 @@ class NonFiniteLossCheck(Callback):
                 stacklevel=2,
             )
             return
-        n_bad = sum(1 for loss in rec.losses[first:] if not math.isfinite(loss))
+        n_bad = not_finite.size
         weights = f"The model's weights are now non-finite, so later fits and predictions give NaN too. {GET_BACK}"
         warnings.warn(
             f"the training loss became {rec.losses[first]} at iteration {rec.iters[first]} (epoch "
