@@ -46,7 +46,8 @@ class RangeTestStop(Callback):
             loss, smooth = rec.losses[-1], rec.smooth_losses[-1]
             if not (math.isfinite(loss) and math.isfinite(smooth)):
                 raise CancelFitException()
-            self.best = min(self.best, smooth)
+            if smooth < self.best:
+                self.best = smooth
             # a ratio only means something against a positive loss
             if self.best > 0 and smooth > self.div_factor * self.best:
                 raise CancelFitException()
