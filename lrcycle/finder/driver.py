@@ -119,12 +119,13 @@ def suggestion_values(funcs, lrs, smooth_losses) -> list:
     call); another function's `SuggestionWarning` only when the default found nothing: otherwise its NaN in the
     result says enough."""
     values, shown = [], []
-    for func in funcs:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as caught:
+        for func in funcs:
+            warnings.simplefilter("always")  # first again for each: no filter an earlier function set hides a warning
+            seen = len(caught)
             values.append(check_suggestion(func, func(lrs, smooth_losses)))
-        quiet = len(values) > 1 and found(values[0])
-        shown += [w for w in caught if not (quiet and issubclass(w.category, suggest.SuggestionWarning))]
+            quiet = len(values) > 1 and found(values[0])
+            shown += [w for w in caught[seen:] if not (quiet and issubclass(w.category, suggest.SuggestionWarning))]
     for w in shown:
         warn_user(str(w.message), w.category)
     return values

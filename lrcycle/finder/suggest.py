@@ -160,12 +160,15 @@ def decreasing_run_lengths(losses) -> np.ndarray:
     ones, counted by bisection of `-loss` into the rising `-highest`.
     """
     lds, rising = [], []  # rising[k] = -highest[k]
-    for loss in np.asarray(losses, dtype=float).ravel().tolist():
-        if loss != loss:
+    for negated in (-np.asarray(losses, dtype=float).ravel()).tolist():
+        if negated != negated:  # NaN
             lds.append(1)
             continue
-        k = bisect.bisect_left(rising, -loss)  # the subsequences with a lowest loss above this one: k of them
-        rising[k : k + 1] = [-loss]
+        k = bisect.bisect_left(rising, negated)  # the subsequences ending above this loss: k of them
+        if k < len(rising):
+            rising[k] = negated
+        else:
+            rising.append(negated)
         lds.append(k + 1)
     return np.array(lds, dtype=int)
 
