@@ -125,7 +125,7 @@ def numpy_gradient(y, x):
 def test_gradient_is_numpys_on_any_points(points, even_steps):
     y, x = (np.array(v, dtype=float) for v in zip(*points, strict=True))
     if even_steps:  # numpy takes another formula when every step is the same
-        x = np.arange(len(x)) * 0.25
+        x = np.arange(len(x)) * 0.75
     with np.errstate(all="ignore"):
         got = suggest.gradient(y, x)
     same(got, numpy_gradient(y, x))
