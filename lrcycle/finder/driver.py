@@ -88,7 +88,7 @@ def run_range_test(learn, start_lr, end_lr, num_it, stop_div, linear, suggest_fu
     result = suggestion_result(funcs, values, lrs, losses, smooth_losses)
     if len(curves) > 1:  # at once: the picks of the repeats are the band, and their disagreement warns now
         result.suggestion_band = suggest.suggestion_band(funcs[0], curves, lrs, losses, smooth_losses)
-    else:  # read from the one curve when first asked for (`cliff_band` alone costs more than a millisecond)
+    else:  # read from the one curve when first asked for (`cliff_band` costs about as much as the six rules)
         result.band_from(funcs[0], curves)
     rec.lr_find_result = result  # `recorder.plot()` draws it, after later fits too
     if show_plot:
