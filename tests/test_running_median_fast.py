@@ -53,6 +53,8 @@ def longest_decreasing_ending_at(losses):
 
 
 def same(got, want):
+    """Equal values (NaN where NaN; 0.0 and -0.0 are one value here, as a sort and numpy's partition may order the
+    two zeros differently)."""
     assert got.shape == want.shape
     assert np.array_equal(got, want, equal_nan=True)
 

@@ -254,7 +254,8 @@ def window_medians(values: np.ndarray, before: int, after: int) -> np.ndarray:
     Each point's window is a row of `before + after + 1` values, NaN past the ends (NaN sorts last), so the
     median of the `count` values in it is the middle one of the sorted row (odd `count`) or the mean
     `(lo + hi) / 2` of the middle two (even), and NaN where the row holds more NaNs than its padding (numpy's
-    median of a window with a NaN). One call for the curve, where a median per point costs ~10 us.
+    median of a window with a NaN). One call for the curve, where a median per point costs ~10 us. (A window
+    holding both 0.0 and -0.0 may give the other zero than numpy's partition picks; a recorded loss is never -0.0.)
     """
     n, width = len(values), before + after + 1
     if n == 0:
@@ -289,8 +290,8 @@ def _window_layout(n: int, before: int, after: int) -> tuple[np.ndarray, ...]:
 
 
 def median_of(values: np.ndarray):
-    """`np.median` of a non-empty 1-d array, bit for bit, in fewer steps: the middle value of the sorted values,
-    or the mean of the middle two; NaN if any value is NaN."""
+    """`np.median` of a non-empty 1-d array, bit for bit (but for the sign of a zero, as `window_medians`), in fewer
+    steps: the middle value of the sorted values, or the mean of the middle two; NaN if any value is NaN."""
     ordered = np.sort(values)
     middle = len(ordered) // 2
     if np.isnan(ordered[-1]):
