@@ -255,7 +255,7 @@ def window_medians(values: np.ndarray, before: int, after: int) -> np.ndarray:
     median of the `count` values in it is the middle one of the sorted row (odd `count`) or the mean
     `(lo + hi) / 2` of the middle two (even), and NaN where the row holds more NaNs than its padding (numpy's
     median of a window with a NaN). One call for the curve, where a median per point costs ~10 us. (A window
-    holding both 0.0 and -0.0 may give the other zero than numpy's partition picks; a recorded loss is never -0.0.)
+    holding both 0.0 and -0.0 may give the other zero than numpy's partition picks: equal, and never read as a sign.)
     """
     n, width = len(values), before + after + 1
     if n == 0:
