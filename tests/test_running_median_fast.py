@@ -137,3 +137,25 @@ def test_gradient_is_numpys_on_any_points(points, even_steps):
 def test_gradient_of_recorded_curves_against_log_lr_is_numpys(name):
     log_lrs = np.log10(RECORDED[name]["lrs"] if name in RECORDED else FLAT_START["lrs"])
     same(suggest.gradient(np.asarray(CURVES[name]), log_lrs), numpy_gradient(CURVES[name], log_lrs))
+
+
+def band_reading_each_fall_afresh(lrs, smooth_losses, scale=suggest.CLIFF_BAND_SCALE, window=suggest.CLIFF_WINDOW):
+    """cliff_band as its docstring reads, each moved fall read from the curve anew (`read_fall` with the shift)."""
+    fall = suggest.read_fall(lrs, smooth_losses, None, window)
+    if fall is None:
+        return None
+    err = scale * fall.noise * np.sqrt(np.pi / (2 * window))
+    settings = (suggest.CLIFF_FACTOR, suggest.CLIFF_DIVISOR, suggest.CLIFF_NEAR, suggest.CLIFF_RISE)
+    picks = []
+    for break_shift in (-err, err):
+        moved = suggest.read_fall(lrs, smooth_losses, None, window, break_shift=break_shift) or fall
+        picks += [suggest._cliff_pick(moved, *settings, shift, break_shift) for shift in (-err, err)]
+    return min(picks), max(picks)
+
+
+@pytest.mark.parametrize("name", list(RECORDED))
+def test_cliff_band_reading_its_curve_once_is_reading_each_fall_afresh(name):
+    lrs, smooth_losses = RECORDED[name]["lrs"], RECORDED[name]["smooth_losses"]
+    want = band_reading_each_fall_afresh(lrs, smooth_losses)
+    if want is not None:
+        assert suggest.cliff_band(lrs, smooth_losses) == want
