@@ -133,6 +133,9 @@ class Recorder(Callback):
         """
         if not self._step_sizes:
             return
+        if self._step_sizes == [1]:  # one step of one batch: the range test reads each
+            self._flush_one()
+            return
         sizes, n_done = self._step_sizes, sum(self._step_sizes)
         values = host_floats(self._unread[:n_done])
         if n_done > len(sizes):  # some steps accumulated several batches: each step's loss is their mean
@@ -161,6 +164,18 @@ class Recorder(Callback):
             smooth.append(avg / (1 - beta**n))
         self._smooth.extend(smooth)
         self._avg, self._n = avg, n
+
+    @holds_sigint  # the traces and the loss still on the device change together; inside a fit's batch, ~0.2 us
+    def _flush_one(self) -> None:
+        """`flush` of a single one-batch step, the same floats in fewer steps (the range test flushes every step)."""
+        loss, beta, n = self._unread[0], self.beta, self._n + 1
+        if type(loss) is not float:  # a CPU loss is a float already; a tensor is read as `host_floats` reads it
+            loss = loss.tolist() if loss.dim() == 0 else loss.item()
+        avg = beta * self._avg + (1 - beta) * loss
+        del self._unread[0]
+        self.losses.append(loss)
+        self.smooth_losses.append(avg / (1 - beta**n))
+        self._avg, self._n, self._step_sizes = avg, n, []
 
     def drop_step(self) -> None:
         """The optimizer step of this iteration was not applied (a GradScaler found inf/NaN gradients): its

@@ -175,6 +175,22 @@ def test_a_nan_loss_stops_it():
     assert all(torch.isfinite(p).all() for p in learn.model.parameters())  # restored
 
 
+@pytest.mark.parametrize("value", [math.inf, -math.inf])
+def test_an_infinite_loss_stops_it(value):
+    ce, calls = nn.CrossEntropyLoss(), []
+
+    def loss_func(pred, yb):  # cross-entropy, except that the sixth call returns `value`
+        calls.append(1)
+        loss = ce(pred, yb)
+        return loss * 0 + value if len(calls) == 6 else loss
+
+    learn = make_learner(loss_func=loss_func)
+    learn.lr_find(start_lr=1e-6, end_lr=1e-3, num_it=50)
+    rec = learn.recorder
+    assert len(rec.losses) == 6 and rec.losses[-1] == value
+    assert first_stop(rec.losses, rec.smooth_losses) == 5
+
+
 # ---- the exact restore -------------------------------------------------------------------------------------
 def bits(t: torch.Tensor) -> torch.Tensor:
     """The raw bytes of a tensor, so -0.0 vs 0.0 or a different NaN would count as a difference."""

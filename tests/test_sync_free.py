@@ -138,3 +138,19 @@ def test_cuda_training_batches_do_not_synchronize():
     learn = Learner(DataLoaders(batches, None, nn.CrossEntropyLoss()), make_mlp(), progress=False, device="cuda")
     learn.fit_one_cycle(2, 0.05, cbs=[SyncCheck(), Off()])  # raises on any sync inside a training batch
     assert len(learn.recorder.losses) == 32
+
+
+@pytest.mark.parametrize("sync_every", [1, 64])
+def test_reading_each_step_at_once_or_in_chunks_records_the_same_values(sync_every):
+    # sync_every=1 reads each step alone, as the range test does: the same floats as reading every loss with .item()
+    keep = KeepLosses()
+    learn = Learner(make_dls(n_train=160, bs=8), make_mlp(), progress=False, device="cpu")
+    learn.recorder.sync_every = sync_every
+    learn.fit(0.05, 2, cbs=[keep])
+    values = [t.item() for t in keep.losses]
+    assert learn.recorder.losses == values
+    avg, smooth = 0.0, []
+    for n, loss in enumerate(values, 1):
+        avg = 0.98 * avg + (1 - 0.98) * loss
+        smooth.append(avg / (1 - 0.98**n))
+    assert learn.recorder.smooth_losses == smooth

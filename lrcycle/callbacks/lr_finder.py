@@ -43,10 +43,13 @@ class RangeTestStop(Callback):
         if self.stop_div:
             rec = learn.recorder
             rec.flush()  # the one place that reads every iteration's loss: it must, to stop in time
-            loss, smooth = rec.losses[-1], rec.smooth_losses[-1]
-            if not (math.isfinite(loss) and math.isfinite(smooth)):
+            smooth = rec.smooth_losses[-1]
+            # a loss that is not finite makes its smoothed loss not finite too (the average holds it), so one
+            # test covers both: `avg = beta*avg + (1-beta)*loss` is inf or NaN with it, and so is `avg / (1-beta**n)`
+            if not math.isfinite(smooth):
                 raise CancelFitException()
-            self.best = min(self.best, smooth)
+            if smooth < self.best:
+                self.best = smooth
             # a ratio only means something against a positive loss
             if self.best > 0 and smooth > self.div_factor * self.best:
                 raise CancelFitException()

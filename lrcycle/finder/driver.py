@@ -88,7 +88,7 @@ def run_range_test(learn, start_lr, end_lr, num_it, stop_div, linear, suggest_fu
     result = suggestion_result(funcs, values, lrs, losses, smooth_losses)
     if len(curves) > 1:  # at once: the picks of the repeats are the band, and their disagreement warns now
         result.suggestion_band = suggest.suggestion_band(funcs[0], curves, lrs, losses, smooth_losses)
-    else:  # read from the one curve when first asked for (`cliff_band` alone costs more than a millisecond)
+    else:  # read from the one curve when first asked for (`cliff_band` costs about as much as the six rules)
         result.band_from(funcs[0], curves)
     rec.lr_find_result = result  # `recorder.plot()` draws it, after later fits too
     if show_plot:
@@ -119,12 +119,13 @@ def suggestion_values(funcs, lrs, smooth_losses) -> list:
     call); another function's `SuggestionWarning` only when the default found nothing: otherwise its NaN in the
     result says enough."""
     values, shown = [], []
-    for func in funcs:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as caught:
+        for func in funcs:
+            warnings.simplefilter("always")  # first again for each: no filter an earlier function set hides a warning
+            seen = len(caught)
             values.append(check_suggestion(func, func(lrs, smooth_losses)))
-        quiet = len(values) > 1 and found(values[0])
-        shown += [w for w in caught if not (quiet and issubclass(w.category, suggest.SuggestionWarning))]
+            quiet = len(values) > 1 and found(values[0])
+            shown += [w for w in caught[seen:] if not (quiet and issubclass(w.category, suggest.SuggestionWarning))]
     for w in shown:
         warn_user(str(w.message), w.category)
     return values

@@ -16,8 +16,10 @@ range test reports as the default's spread).
 
 from __future__ import annotations
 
+import bisect
 import math
 import warnings
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -67,8 +69,28 @@ def _slopes(log_lrs: np.ndarray, losses: np.ndarray) -> np.ndarray:
     if len(log_lrs) < 2:
         return np.zeros(len(log_lrs))
     with np.errstate(divide="ignore", invalid="ignore"):
-        slopes = np.gradient(losses, log_lrs)
+        slopes = gradient(losses, log_lrs)
     return np.where(np.isfinite(slopes), slopes, 0.0)
+
+
+def gradient(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """`np.gradient(y, x)` of 1-d arrays of at least two points, bit for bit, in half its time: with steps
+    `h[i] = x[i+1] - x[i]`, inside `(h0**2 * y[i+1] + (h1**2 - h0**2) * y[i] - h1**2 * y[i-1]) / (h0*h1*(h0+h1))`
+    (`h0, h1 = h[i-1], h[i]`) in numpy's factored form, `(y[i+1] - y[i-1]) / (2h)` when every step is the same,
+    and one-sided differences at the ends."""
+    steps = np.diff(x)
+    out = np.empty_like(y)
+    if (steps == steps[0]).all():
+        out[1:-1] = (y[2:] - y[:-2]) / (2.0 * steps[0])
+        out[0], out[-1] = (y[1] - y[0]) / steps[0], (y[-1] - y[-2]) / steps[0]
+        return out
+    before, after = steps[:-1], steps[1:]
+    weight_prev = -after / (before * (before + after))
+    weight_here = (after - before) / (before * after)
+    weight_next = before / (after * (before + after))
+    out[1:-1] = weight_prev * y[:-2] + weight_here * y[1:-1] + weight_next * y[2:]
+    out[0], out[-1] = (y[1] - y[0]) / steps[0], (y[-1] - y[-2]) / steps[-1]
+    return out
 
 
 def _fall(name: str, lrs, smooth_losses, **curve_args):
@@ -150,14 +172,25 @@ def valley(lrs, smooth_losses) -> float:
 
 def decreasing_run_lengths(losses) -> np.ndarray:
     """`lds[i]`: the length of the longest strictly decreasing subsequence of `losses` that ends at point i,
-    `1 + max(lds[j] for j < i if losses[j] > losses[i])` (1 where no earlier point is higher)."""
-    losses = np.asarray(losses, dtype=float)
-    lds = np.ones(len(losses), dtype=int)
-    for i in range(1, len(losses)):
-        higher = lds[:i][losses[:i] > losses[i]]
-        if higher.size:
-            lds[i] = 1 + int(higher.max())
-    return lds
+    `1 + max(lds[j] for j < i if losses[j] > losses[i])` (1 where no earlier point is higher; a NaN is never higher
+    nor lower).
+
+    In one pass (patience sorting): `highest[k]` is the highest loss that ends a decreasing subsequence of length
+    k + 1 so far; it falls as k grows, so the subsequences a loss extends (those ending above it) are the first
+    ones, counted by bisection of `-loss` into the rising `-highest`.
+    """
+    lds, rising = [], []  # rising[k] = -highest[k]
+    for negated in (-np.asarray(losses, dtype=float).ravel()).tolist():
+        if negated != negated:  # NaN
+            lds.append(1)
+            continue
+        k = bisect.bisect_left(rising, negated)  # the subsequences ending above this loss: k of them
+        if k < len(rising):
+            rising[k] = negated
+        else:
+            rising.append(negated)
+        lds.append(k + 1)
+    return np.array(lds, dtype=int)
 
 
 def lr_range(lrs, smooth_losses, frac: float = 0.1) -> tuple[float, float]:
@@ -204,13 +237,7 @@ def divergence(lrs, smooth_losses, rise: float = 0.5, shift: float = 0.0) -> flo
 
 def trailing_median(values, window: int) -> np.ndarray:
     """The median of each point and the `window - 1` before it (fewer at the start): what the loss has done so far."""
-    values = np.asarray(values, dtype=float).ravel()
-    head = min(window - 1, len(values))  # the first points, with fewer before them
-    start = [np.median(values[: i + 1]) for i in range(head)]
-    if len(values) < window:
-        return np.array(start)
-    whole = np.median(np.lib.stride_tricks.sliding_window_view(values, window), axis=1)  # one call, not one a point
-    return np.concatenate([start, whole])
+    return window_medians(np.asarray(values, dtype=float).ravel(), window - 1, 0)
 
 
 def running_median(values, window: int) -> np.ndarray:
@@ -218,15 +245,58 @@ def running_median(values, window: int) -> np.ndarray:
     smoothing that does not trail the curve, unlike a moving average, and shrugs off single spikes."""
     if not isinstance(window, (int, np.integer)) or window < 1:
         raise ValueError(f"window: must be a positive integer, got {window!r}")
-    values = np.asarray(values, dtype=float).ravel()
-    half, n = window // 2, len(values)
-    if n <= 2 * half:  # no point has its whole window
-        return np.array([np.median(values[max(0, i - half) : i + half + 1]) for i in range(n)])
-    # the points with a whole window of 2*half + 1, in one call (a median per point costs ~10 us); the ends alone
-    whole = np.median(np.lib.stride_tricks.sliding_window_view(values, 2 * half + 1), axis=1)
-    start = [np.median(values[: i + half + 1]) for i in range(half)]
-    end = [np.median(values[i - half :]) for i in range(n - half, n)]
-    return np.concatenate([start, whole, end])
+    return window_medians(np.asarray(values, dtype=float).ravel(), window // 2, window // 2)
+
+
+def window_medians(values: np.ndarray, before: int, after: int) -> np.ndarray:
+    """`np.median(values[max(0, i - before) : i + after + 1])` for every point i, bit for bit, in one sort.
+
+    Each point's window is a row of `before + after + 1` values, NaN past the ends (NaN sorts last), so the
+    median of the `count` values in it is the middle one of the sorted row (odd `count`) or the mean
+    `(lo + hi) / 2` of the middle two (even), and NaN where the row holds more NaNs than its padding (numpy's
+    median of a window with a NaN). One call for the curve, where a median per point costs ~10 us. (A window
+    holding both 0.0 and -0.0 may give the other zero than numpy's partition picks: equal, and never read as a sign.)
+    """
+    n, width = len(values), before + after + 1
+    if n == 0:
+        return np.empty(0)
+    take, middle, even, pads = _window_layout(n, before, after)
+    padded = np.full(n + width - 1, np.nan)
+    padded[before : before + n] = values
+    rows = padded.take(take)
+    rows.sort(axis=1)
+    sorted_values = rows.ravel()
+    medians = sorted_values.take(middle)
+    if len(even):  # the mean of the middle two only where there are two: no overflow from the others
+        medians[even] = (medians[even] + sorted_values.take(middle[even] + 1)) / 2
+    if np.isnan(values).any():
+        medians[np.isnan(rows).sum(axis=1) > pads] = np.nan
+    return medians
+
+
+@lru_cache(maxsize=16)
+def _window_layout(n: int, before: int, after: int) -> tuple[np.ndarray, ...]:
+    """What `window_medians` needs for `n` points, the same for every curve of that length: the positions in the
+    padded values of each row, the flat position of each sorted row's (lower) middle value, the rows with an even
+    count of values and each row's padding. Read-only: the cache hands the same arrays to every call."""
+    width = before + after + 1
+    points = np.arange(n)
+    counts = np.minimum(points + after + 1, n) - np.maximum(points - before, 0)
+    layout = (points[:, None] + np.arange(width), points * width + (counts - 1) // 2, np.nonzero(counts % 2 == 0)[0])
+    layout += (width - counts,)
+    for part in layout:
+        part.flags.writeable = False
+    return layout
+
+
+def median_of(values: np.ndarray):
+    """`np.median` of a non-empty 1-d array, bit for bit (but for the sign of a zero, as `window_medians`), in fewer
+    steps: the middle value of the sorted values, or the mean of the middle two; NaN if any value is NaN."""
+    ordered = np.sort(values)
+    middle = len(ordered) // 2
+    if np.isnan(ordered[-1]):
+        return ordered[-1]
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def cliff(
@@ -292,7 +362,8 @@ def cliff_band(
     _check_cliff(factor, divisor, near, rise)
     if not scale >= 0:
         raise ValueError(f"scale: must be >= 0, got {scale!r}")
-    fall = read_fall(lrs, smooth_losses, losses, window)
+    curve = fall_curve(lrs, smooth_losses, losses, window)
+    fall = None if curve is None else fall_in(curve)
     if fall is None:
         return (_nan("cliff_band", f"the loss never falls clearly (by {CLIFF_CLEAR:g} stds of its noise)"), math.nan)
     noise = fall.noise if noise is None else noise
@@ -301,7 +372,7 @@ def cliff_band(
     err = scale * noise * math.sqrt(math.pi / (2 * window))
     picks = []
     for break_shift in (-err, err):
-        moved = read_fall(lrs, smooth_losses, losses, window, break_shift=break_shift) or fall
+        moved = fall_in(curve, break_shift=break_shift) or fall
         picks += [_cliff_pick(moved, factor, divisor, near, rise, shift, break_shift) for shift in (-err, err)]
     return (min(picks), max(picks))
 
@@ -343,8 +414,28 @@ def read_fall(
     |start|` is no fall (None), so a bump of noise never makes a bottom or a climb. `break_shift` raises the
     break's level (`cliff_band`; a negative one leaves it).
     """
-    lrs, median = median_curve(lrs, smooth_losses, losses, window)
+    curve = fall_curve(lrs, smooth_losses, losses, window, clear)
+    return None if curve is None else fall_in(curve, min_drop, break_shift)
+
+
+class FallCurve(NamedTuple):
+    """What `read_fall` reads a fall from, whatever its `break_shift` (`cliff_band` reads three falls from one)."""
+
+    log_lrs: np.ndarray  # as in `Fall`
+    raw: np.ndarray
+    median: np.ndarray  # the `window`-point running median of `raw`
+    start: float  # `start_and_margin`
+    margin: float
+    noise: float
+    guard: np.ndarray  # the `GUARD_WINDOW`-point running median of `raw`
+    trailing: np.ndarray  # ... and its trailing median
+
+
+def fall_curve(lrs, smooth_losses, losses, window: int, clear: float = CLIFF_CLEAR) -> FallCurve | None:
+    """The raw losses (`losses`, else `unsmooth`), their medians and their start level, on the points `read_fall`
+    reads; None with fewer than three points or no margin."""
     raw = unsmooth(smooth_losses) if losses is None else np.asarray(losses, dtype=float).ravel()
+    lrs, median = median_curve(lrs, smooth_losses, raw, window)
     log_lrs, median = _curve(lrs, median, skip_end=0)
     _, raw = _curve(lrs, raw[: len(lrs)], skip_end=0)
     if len(median) < 3:
@@ -352,23 +443,31 @@ def read_fall(
     start, margin, noise = start_and_margin(raw, clear)
     if not margin >= 0:
         return None
-    guard = running_median(raw, GUARD_WINDOW)
-    fall = first_clear_fall(trailing_median(raw, GUARD_WINDOW), raw, start, margin, margin + max(break_shift, 0.0))
+    guard, trailing = running_median(raw, GUARD_WINDOW), trailing_median(raw, GUARD_WINDOW)
+    return FallCurve(log_lrs, raw, median, start, margin, noise, guard, trailing)
+
+
+def fall_in(curve: FallCurve, min_drop: float = 0.05, break_shift=0.0) -> Fall | None:
+    """`read_fall`'s answer on the points of `curve`."""
+    raw, start, margin = curve.raw, curve.start, curve.margin
+    fall = first_clear_fall(curve.trailing, raw, start, margin, margin + max(break_shift, 0.0))
     if fall is None:
         return None
     clear_at, break_at = fall
     spiked = break_at < len(raw)
     break_at = min(break_at, len(raw) - 1)
     n_read = break_at + (not spiked)  # a broken point itself is not read
-    guard = guard[:n_read]  # centred: the first broken point moves a median by one rank at most
+    guard = curve.guard[:n_read]  # centred: the first broken point moves a median by one rank at most
     low_at = int(np.argmin(guard))
     if not start - guard[low_at] >= max(margin, min_drop * abs(start)):
         return None
-    bottom_at = int(np.argmin(median[:n_read]))
-    top = float(median[: bottom_at + 1].max())
+    bottom_at = int(np.argmin(curve.median[:n_read]))
+    top = float(curve.median[: bottom_at + 1].max())
     above = np.nonzero(guard[low_at:] > guard[low_at] + margin)[0]
     climb_at = low_at + int(above[0]) - 1 if len(above) else n_read - 1
-    return Fall(log_lrs, raw, median, noise, break_at, top, bottom_at, clear_at, max(climb_at, clear_at))
+    return Fall(
+        curve.log_lrs, raw, curve.median, curve.noise, break_at, top, bottom_at, clear_at, max(climb_at, clear_at)
+    )
 
 
 def climbed_at(lrs, smooth_losses, losses=None, clear: float = CLIFF_CLEAR) -> float:
@@ -391,7 +490,7 @@ def climbed_at(lrs, smooth_losses, losses=None, clear: float = CLIFF_CLEAR) -> f
 def start_and_margin(raw: np.ndarray, clear: float) -> tuple[float, float, float]:
     """(start, margin, noise): the median of the first `START_POINTS` raw losses (a quarter of a short curve),
     `clear * noise` but at least `CLIFF_MIN_FALL * |start|`, and the noise (`loss_noise` of the first half)."""
-    start = float(np.median(raw[: min(START_POINTS, max(len(raw) // 4, 1))]))
+    start = float(median_of(raw[: min(START_POINTS, max(len(raw) // 4, 1))]))
     noise = loss_noise(raw[: max(len(raw) // 2, 3)])
     return start, max(clear * noise, CLIFF_MIN_FALL * abs(start)), noise
 
@@ -537,7 +636,7 @@ def loss_noise(losses) -> float:
     d = d[np.isfinite(d)]
     if len(d) == 0:
         return math.nan
-    return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2))
+    return float(1.4826 * median_of(np.abs(d - median_of(d))) / math.sqrt(2))
 
 
 def check_agreement(suggestions, factor: float = AGREE_FACTOR, what: str = "suggestions") -> float:

@@ -67,7 +67,8 @@ class TrainingSnapshot:
                 grad.copy_(saved)
             p.grad = grad
         for module, mode in self.modes:
-            module.training = mode
+            if module.training is not mode:  # only where it changed: a Module's setattr costs ~1.3 us
+                module.training = mode
         if self.opt is not None:
             _restore_opt_state(self.opt, self.opt_state)
             restore_hypers(self.opt, self.hypers)
