@@ -165,17 +165,15 @@ class Recorder(Callback):
         self._smooth.extend(smooth)
         self._avg, self._n = avg, n
 
-    @holds_sigint  # the traces and the loss still on the device change together; inside a fit's batch, ~0.2 us
+    @holds_sigint  # the trace and the loss still on the device change together; inside a fit's batch, ~0.2 us
     def _flush_one(self) -> None:
-        """`flush` of a single one-batch step, the same floats in fewer steps (the range test flushes every step)."""
-        loss, beta, n = self._unread[0], self.beta, self._n + 1
+        """`flush` of a single one-batch step, the same float in fewer steps (the range test flushes every step)."""
+        loss = self._unread[0]
         if type(loss) is not float:  # a CPU loss is a float already; a tensor is read as `host_floats` reads it
             loss = loss.tolist() if loss.dim() == 0 else loss.item()
-        avg = beta * self._avg + (1 - beta) * loss
         del self._unread[0]
         self.losses.append(loss)
-        self.smooth_losses.append(avg / (1 - beta**n))
-        self._avg, self._n, self._step_sizes = avg, n, []
+        self._step_sizes = []
 
     def drop_step(self) -> None:
         """The optimizer step of this iteration was not applied (a GradScaler found inf/NaN gradients): its
