@@ -109,14 +109,18 @@ class Recorder(Callback):
         if self._drop:  # the step was skipped: the batches that made it leave no point
             self._drop_open_step(learn)
             return
-        self._unread.append(loss.tolist() if type(loss) is torch.Tensor and loss.is_cpu else loss.detach())
-        if not learn.stepped:  # accumulated into a step still open: the step's point is the mean
-            self._open += 1
-            return
-        self._step_sizes.append(self._open + 1)
-        self._open = 0
-        if len(self._step_sizes) >= self.sync_every:
-            self.flush()
+        on_cpu = type(loss) is torch.Tensor and loss.is_cpu
+        if on_cpu and learn.stepped and not self._unread:
+            self.losses.append(loss.tolist())  # a one-batch step on the CPU, no loss waiting before it: read now
+        else:
+            self._unread.append(loss.tolist() if on_cpu else loss.detach())
+            if not learn.stepped:  # accumulated into a step still open: the step's point is the mean
+                self._open += 1
+                return
+            self._step_sizes.append(self._open + 1)
+            self._open = 0
+            if len(self._step_sizes) >= self.sync_every:
+                self.flush()
         self.iters.append(learn.train_iter - 1)
         self.iter_epochs.append(learn.epoch)
         groups = learn.opt.param_groups
@@ -156,13 +160,12 @@ class Recorder(Callback):
 
     @holds_sigint  # the smoothed trace and the running average change together, or not at all
     def _smooth_new_losses(self) -> None:
-        beta, avg, n, smooth = self.beta, self._avg, self._n, []
+        beta, avg, n, smooth = self.beta, self._avg, self._n, self._smooth
         keep = 1 - beta
-        for loss in self.losses[len(self._smooth) :]:
+        for loss in self.losses.values_from(len(smooth)):
             n += 1
             avg = beta * avg + keep * loss
             smooth.append(avg / (1 - beta**n))
-        self._smooth.extend(smooth)
         self._avg, self._n = avg, n
 
     @holds_sigint  # the trace and the loss still on the device change together; inside a fit's batch, ~0.2 us
@@ -399,8 +402,12 @@ class Trace(array):
     __slots__ = ()  # no instance dict: an append (every step) finds `array.append` at once
 
     def __getitem__(self, index):
-        value = super().__getitem__(index)
-        return value.tolist() if isinstance(index, slice) else value
+        value = array.__getitem__(self, index)  # not `super()`: the range test reads an item every step
+        return value.tolist() if type(index) is slice else value
+
+    def values_from(self, start: int) -> list:
+        """`self[start:]`, a list."""
+        return array.__getitem__(self, slice(start, None)).tolist()
 
     def __eq__(self, other):
         other = other.tolist() if isinstance(other, Trace) else other
