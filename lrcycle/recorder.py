@@ -160,13 +160,28 @@ class Recorder(Callback):
 
     @holds_sigint  # the smoothed trace and the running average change together, or not at all
     def _smooth_new_losses(self) -> None:
-        beta, avg, n, smooth = self.beta, self._avg, self._n, self._smooth
-        keep = 1 - beta
-        for loss in self.losses.values_from(len(smooth)):
-            n += 1
-            avg = beta * avg + keep * loss
-            smooth.append(avg / (1 - beta**n))
+        for loss in self.losses.values_from(len(self._smooth)):
+            self._smooth_next(loss)
+
+    def _smooth_next(self, loss: float) -> float:
+        """The next point of the smoothing, `avg = beta*avg + (1-beta)*loss`, `avg / (1 - beta**n)`, appended to the
+        smoothed trace and returned (callers hold Ctrl-C: the trace and the running average change together)."""
+        n = self._n + 1
+        avg = self.beta * self._avg + (1 - self.beta) * loss
+        value = avg / (1 - self.beta**n)
+        self._smooth.append(value)
         self._avg, self._n = avg, n
+        return value
+
+    @holds_sigint  # the losses read, the smoothed trace and the running average change together
+    def latest_smooth_loss(self) -> float:
+        """`smooth_losses[-1]`, every loss read first (`flush`): what the range test's stop reads after each step,
+        where one loss is new each time and is smoothed here directly."""
+        self.flush()
+        losses, smooth = self.losses, self._smooth
+        if len(smooth) + 1 == len(losses):
+            return self._smooth_next(array.__getitem__(losses, -1))
+        return self.smooth_losses[-1]
 
     @holds_sigint  # the trace and the loss still on the device change together; inside a fit's batch, ~0.2 us
     def _flush_one(self) -> None:

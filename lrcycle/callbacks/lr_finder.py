@@ -41,9 +41,8 @@ class RangeTestStop(Callback):
         if not (learn.training and learn.stepped):
             return
         if self.stop_div:
-            rec = learn.recorder
-            rec.flush()  # the one place that reads every iteration's loss: it must, to stop in time
-            smooth = rec.smooth_losses[-1]
+            # the one place that reads every iteration's loss: it must, to stop in time
+            smooth = learn.recorder.latest_smooth_loss()
             # a loss that is not finite makes its smoothed loss not finite too (the average holds it), so one
             # test covers both: `avg = beta*avg + (1-beta)*loss` is inf or NaN with it, and so is `avg / (1-beta**n)`
             if not math.isfinite(smooth):
