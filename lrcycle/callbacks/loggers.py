@@ -119,10 +119,11 @@ class TensorBoardCallback(Callback):
         if self.writer is None:
             return
         rec = learn.recorder
+        smooth = rec.smooth_losses  # worked out once here, not looked up for every iteration
         new = range(self.written, len(rec.iters))
         moms = self.group_moms if len(self.group_moms) == len(new) else [[m] for m in rec.moms[self.written :]]
         for i, group_moms in zip(new, moms, strict=True):
-            values = {"train_loss": rec.losses[i], "smooth_loss": rec.smooth_losses[i]}
+            values = {"train_loss": rec.losses[i], "smooth_loss": smooth[i]}
             values.update((f"lr_{g}", trace[i]) for g, trace in enumerate(rec.group_lrs))
             values.update((f"mom_{g}", mom) for g, mom in enumerate(group_moms) if mom is not None)
             self.write(values, rec.iters[i])
