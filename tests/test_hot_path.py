@@ -172,3 +172,13 @@ def test_smoothed_losses_worked_out_when_read_are_the_formula_of_the_losses():
     assert len(rec._smooth) == 0 and rec.smooth_losses == _smoothed(rec.losses)
     state = rec.state_dict()  # taken mid-history: the running average is that of the last loss
     assert state["smooth_losses"] == _smoothed(rec.losses) and state["n"] == len(rec.losses)
+
+
+def test_latest_smooth_loss_after_one_new_loss_or_many_or_none():
+    learn = Learner(make_dls(), make_mlp(), progress=False, device="cpu")
+    learn.fit(0.05, 1)  # nothing smoothed during the fit: many new losses
+    rec = learn.recorder
+    expected = _smoothed(rec.losses)
+    assert rec.latest_smooth_loss() == expected[-1] and rec.smooth_losses == expected
+    assert rec.latest_smooth_loss() == expected[-1]  # no new loss: the same value, nothing appended
+    assert len(rec.smooth_losses) == len(rec.losses)
