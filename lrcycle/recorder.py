@@ -186,9 +186,7 @@ class Recorder(Callback):
     @holds_sigint  # the trace and the loss still on the device change together; inside a fit's batch, ~0.2 us
     def _flush_one(self) -> None:
         """`flush` of a single one-batch step, the same float in fewer steps (the range test flushes every step)."""
-        loss = self._unread[0]
-        if type(loss) is not float:  # a CPU loss is a float already; a tensor is read as `host_floats` reads it
-            loss = loss.tolist() if loss.dim() == 0 else loss.item()
+        (loss,) = host_floats(self._unread[:1])
         del self._unread[0]
         self.losses.append(loss)
         self._step_sizes = []
@@ -271,7 +269,7 @@ class Recorder(Callback):
 
     def state_dict(self) -> dict:
         """The traces so far and the smoothing's running average, as plain data (lists, dicts, numbers)."""
-        self.smooth_losses  # noqa: B018  (every loss smoothed, so that `avg` and `n` are those of the last one)
+        # reading `smooth_losses` among the traces smooths every loss, so `avg` and `n` below are the last one's
         state = {name: getattr(self, name).tolist() for name in self._TRACES}
         state["group_lrs"] = [trace.tolist() for trace in self.group_lrs]
         state.update({name: copy.deepcopy(getattr(self, name)) for name in self._PLAIN})
