@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..callback import ORDER, Callback
-from ..optim import apply_hypers, set_mom
+from ..optim import apply_hypers
 from ..schedules.schedule import Schedule, build
 
 STEPS_AT_ONCE = 1024
@@ -75,11 +75,7 @@ class ParamScheduler(Callback):
                 self._set_from_schedule(learn, i)
                 return
             k, ahead = 0, self._read_ahead(i)
-        lrs, mom = ahead[k]
-        for group, lr in zip(learn.opt.param_groups, lrs, strict=True):
-            group["lr"] = lr
-            if mom is not None:  # None: the schedule leaves momentum alone
-                set_mom(group, mom)
+        apply_hypers(learn.opt, *ahead[k])
 
     def _read_ahead(self, first: int) -> list:
         """`schedule(i)` for the next `STEPS_AT_ONCE` steps from `first` (none past `n_steps`)."""
