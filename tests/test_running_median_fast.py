@@ -159,3 +159,10 @@ def test_cliff_band_reading_its_curve_once_is_reading_each_fall_afresh(name):
     want = band_reading_each_fall_afresh(lrs, smooth_losses)
     if want is not None:
         assert suggest.cliff_band(lrs, smooth_losses) == want
+
+
+@pytest.mark.parametrize("median", [suggest.running_median, suggest.trailing_median])
+@pytest.mark.parametrize("window", [0, -3, 2.5, True])
+def test_a_window_that_is_not_a_positive_integer_is_a_value_error(median, window):
+    with pytest.raises(ValueError, match="window: must be a positive integer"):
+        median([1.0, 2.0, 3.0], window)

@@ -237,15 +237,20 @@ def divergence(lrs, smooth_losses, rise: float = 0.5, shift: float = 0.0) -> flo
 
 def trailing_median(values, window: int) -> np.ndarray:
     """The median of each point and the `window - 1` before it (fewer at the start): what the loss has done so far."""
+    _check_window(window)
     return window_medians(np.asarray(values, dtype=float).ravel(), window - 1, 0)
 
 
 def running_median(values, window: int) -> np.ndarray:
     """The median of each point and its neighbours, `window` points centred on it (fewer at the ends): a
     smoothing that does not trail the curve, unlike a moving average, and shrugs off single spikes."""
-    if not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window: must be a positive integer, got {window!r}")
+    _check_window(window)
     return window_medians(np.asarray(values, dtype=float).ravel(), window // 2, window // 2)
+
+
+def _check_window(window) -> None:
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window: must be a positive integer, got {window!r}")
 
 
 def window_medians(values: np.ndarray, before: int, after: int) -> np.ndarray:
