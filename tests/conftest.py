@@ -36,6 +36,15 @@ def make_mlp(n_in=8, n_out=3, hidden=16, seed=0):
     )
 
 
+def smoothed(values, beta=0.98):
+    """The recorder's smoothing written out: `avg = beta*avg + (1-beta)*loss`, `avg / (1 - beta**n)`."""
+    avg, out = 0.0, []
+    for n, loss in enumerate(values, 1):
+        avg = beta * avg + (1 - beta) * loss
+        out.append(avg / (1 - beta**n))
+    return out
+
+
 @pytest.fixture
 def dls():
     return make_dls()

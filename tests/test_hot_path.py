@@ -9,7 +9,7 @@ import math
 
 import pytest
 import torch
-from conftest import make_dls, make_mlp
+from conftest import make_dls, make_mlp, smoothed
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
@@ -154,31 +154,22 @@ def test_a_cpu_loss_read_at_once_records_what_the_chunked_read_records():
     assert all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(plain.smooth_losses, smooth, strict=True))
 
 
-def _smoothed(losses, beta=0.98):
-    """The recorder's smoothing written out: `avg = beta*avg + (1-beta)*loss`, `avg / (1 - beta**n)`."""
-    avg, out = 0.0, []
-    for n, loss in enumerate(losses, 1):
-        avg = beta * avg + (1 - beta) * loss
-        out.append(avg / (1 - beta**n))
-    return out
-
-
 def test_smoothed_losses_worked_out_when_read_are_the_formula_of_the_losses():
     learn = Learner(make_dls(), make_mlp(), progress=False, device="cpu")
     result = learn.lr_find(start_lr=1e-3, end_lr=10, num_it=30)  # reads each step's smoothed loss to stop
-    assert result.smooth_losses == _smoothed(result.losses)
+    assert result.smooth_losses == smoothed(result.losses)
     learn.fit_one_cycle(2, 0.05)  # reads none during the fit
     rec = learn.recorder
-    assert len(rec._smooth) == 0 and rec.smooth_losses == _smoothed(rec.losses)
+    assert len(rec._smooth) == 0 and rec.smooth_losses == smoothed(rec.losses)
     state = rec.state_dict()  # taken mid-history: the running average is that of the last loss
-    assert state["smooth_losses"] == _smoothed(rec.losses) and state["n"] == len(rec.losses)
+    assert state["smooth_losses"] == smoothed(rec.losses) and state["n"] == len(rec.losses)
 
 
 def test_latest_smooth_loss_after_one_new_loss_or_many_or_none():
     learn = Learner(make_dls(), make_mlp(), progress=False, device="cpu")
     learn.fit(0.05, 1)  # nothing smoothed during the fit: many new losses
     rec = learn.recorder
-    expected = _smoothed(rec.losses)
+    expected = smoothed(rec.losses)
     assert rec.latest_smooth_loss() == expected[-1] and rec.smooth_losses == expected
     assert rec.latest_smooth_loss() == expected[-1]  # no new loss: the same value, nothing appended
     assert len(rec.smooth_losses) == len(rec.losses)

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import make_dls, make_mlp
+from conftest import make_dls, make_mlp, smoothed
 from torch import nn
 
 from lrcycle import Callback, DataLoaders, GradientAccumulation, Learner
@@ -37,15 +37,6 @@ class CountingTensor(torch.Tensor):
     def numpy(self, *args, **kwargs):
         CountingTensor.reads["numpy"] += 1
         return super().numpy(*args, **kwargs)
-
-
-def smoothed(values, beta=0.98):
-    """The recorder's smoothing written out: `avg = beta*avg + (1-beta)*loss`, `avg / (1 - beta**n)`."""
-    avg, out = 0.0, []
-    for n, loss in enumerate(values, 1):
-        avg = beta * avg + (1 - beta) * loss
-        out.append(avg / (1 - beta**n))
-    return out
 
 
 def counting_loss(pred, y):
