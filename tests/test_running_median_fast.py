@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lrcycle import suggest
-from lrcycle.finder.suggest import decreasing_run_lengths, median_of, running_median, trailing_median
+from lrcycle.finder.suggest import decreasing_run_lengths, running_median, trailing_median
 
 DATA = Path(__file__).parent / "data"
 RECORDED = json.loads((DATA / "range_test_curves.json").read_text())["curves"]
@@ -97,15 +97,6 @@ def test_running_and_trailing_medians_of_recorded_raw_losses_are_the_windows_med
 
 
 @settings(max_examples=300, deadline=None)
-@given(VALUES.filter(len))
-def test_median_of_is_numpys_median(values):
-    values = np.array(values, dtype=float)
-    with np.errstate(invalid="ignore"):
-        got, want = median_of(values), np.median(values)
-    assert got == want or (np.isnan(got) and np.isnan(want))
-
-
-@settings(max_examples=300, deadline=None)
 @given(VALUES)
 def test_decreasing_run_lengths_follow_the_recurrence_on_any_values(values):
     assert decreasing_run_lengths(values).tolist() == longest_decreasing_ending_at(values)
@@ -115,28 +106,6 @@ def test_decreasing_run_lengths_follow_the_recurrence_on_any_values(values):
 def test_decreasing_run_lengths_of_recorded_curves_follow_the_recurrence(name):
     losses = CURVES[name]
     assert decreasing_run_lengths(losses).tolist() == longest_decreasing_ending_at(losses)
-
-
-def numpy_gradient(y, x):
-    with np.errstate(all="ignore"):
-        return np.gradient(np.asarray(y, dtype=float), np.asarray(x, dtype=float))
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)), min_size=2, max_size=40), st.booleans())
-def test_gradient_is_numpys_on_any_points(points, even_steps):
-    y, x = (np.array(v, dtype=float) for v in zip(*points, strict=True))
-    if even_steps:  # numpy takes another formula when every step is the same
-        x = np.arange(len(x)) * 0.75
-    with np.errstate(all="ignore"):
-        got = suggest.gradient(y, x)
-    same(got, numpy_gradient(y, x))
-
-
-@pytest.mark.parametrize("name", list(CURVES))
-def test_gradient_of_recorded_curves_against_log_lr_is_numpys(name):
-    log_lrs = np.log10(RECORDED[name]["lrs"] if name in RECORDED else FLAT_START["lrs"])
-    same(suggest.gradient(np.asarray(CURVES[name]), log_lrs), numpy_gradient(CURVES[name], log_lrs))
 
 
 def band_reading_each_fall_afresh(lrs, smooth_losses, scale=suggest.CLIFF_BAND_SCALE, window=suggest.CLIFF_WINDOW):

@@ -69,28 +69,8 @@ def _slopes(log_lrs: np.ndarray, losses: np.ndarray) -> np.ndarray:
     if len(log_lrs) < 2:
         return np.zeros(len(log_lrs))
     with np.errstate(divide="ignore", invalid="ignore"):
-        slopes = gradient(losses, log_lrs)
+        slopes = np.gradient(losses, log_lrs)
     return np.where(np.isfinite(slopes), slopes, 0.0)
-
-
-def gradient(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """`np.gradient(y, x)` of 1-d arrays of at least two points, bit for bit, in half its time: with steps
-    `h[i] = x[i+1] - x[i]`, inside `(h0**2 * y[i+1] + (h1**2 - h0**2) * y[i] - h1**2 * y[i-1]) / (h0*h1*(h0+h1))`
-    (`h0, h1 = h[i-1], h[i]`) in numpy's factored form, `(y[i+1] - y[i-1]) / (2h)` when every step is the same,
-    and one-sided differences at the ends."""
-    steps = np.diff(x)
-    out = np.empty_like(y)
-    if (steps == steps[0]).all():
-        out[1:-1] = (y[2:] - y[:-2]) / (2.0 * steps[0])
-        out[0], out[-1] = (y[1] - y[0]) / steps[0], (y[-1] - y[-2]) / steps[0]
-        return out
-    before, after = steps[:-1], steps[1:]
-    weight_prev = -after / (before * (before + after))
-    weight_here = (after - before) / (before * after)
-    weight_next = before / (after * (before + after))
-    out[1:-1] = weight_prev * y[:-2] + weight_here * y[1:-1] + weight_next * y[2:]
-    out[0], out[-1] = (y[1] - y[0]) / steps[0], (y[-1] - y[-2]) / steps[-1]
-    return out
 
 
 def _fall(name: str, lrs, smooth_losses, **curve_args):
@@ -294,16 +274,6 @@ def _window_layout(n: int, before: int, after: int) -> tuple[np.ndarray, ...]:
     return layout
 
 
-def median_of(values: np.ndarray):
-    """`np.median` of a non-empty 1-d array, bit for bit (but for the sign of a zero, as `window_medians`), in fewer
-    steps: the middle value of the sorted values, or the mean of the middle two; NaN if any value is NaN."""
-    ordered = np.sort(values)
-    middle = len(ordered) // 2
-    if np.isnan(ordered[-1]):
-        return ordered[-1]
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def cliff(
     lrs,
     smooth_losses,
@@ -495,7 +465,7 @@ def climbed_at(lrs, smooth_losses, losses=None, clear: float = CLIFF_CLEAR) -> f
 def start_and_margin(raw: np.ndarray, clear: float) -> tuple[float, float, float]:
     """(start, margin, noise): the median of the first `START_POINTS` raw losses (a quarter of a short curve),
     `clear * noise` but at least `CLIFF_MIN_FALL * |start|`, and the noise (`loss_noise` of the first half)."""
-    start = float(median_of(raw[: min(START_POINTS, max(len(raw) // 4, 1))]))
+    start = float(np.median(raw[: min(START_POINTS, max(len(raw) // 4, 1))]))
     noise = loss_noise(raw[: max(len(raw) // 2, 3)])
     return start, max(clear * noise, CLIFF_MIN_FALL * abs(start)), noise
 
@@ -641,7 +611,7 @@ def loss_noise(losses) -> float:
     d = d[np.isfinite(d)]
     if len(d) == 0:
         return math.nan
-    return float(1.4826 * median_of(np.abs(d - median_of(d))) / math.sqrt(2))
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2))
 
 
 def check_agreement(suggestions, factor: float = AGREE_FACTOR, what: str = "suggestions") -> float:
