@@ -16,11 +16,10 @@ from . import plots
 from .batches import logits, n_samples, target
 from .callback import ORDER, Callback
 from .interrupt import held_sigint, holds_sigint
+from .optim import get_mom
 
 if TYPE_CHECKING:
     import pandas as pd
-
-NAN = math.nan  # a momentum the optimizer lacks, in the typed trace
 
 
 class Recorder(Callback):
@@ -126,8 +125,8 @@ class Recorder(Callback):
         groups = learn.opt.param_groups
         for trace, group in zip(self.group_lrs, groups):
             trace.append(group["lr"])  # the last group's is `lrs`
-        group = groups[-1]  # its momentum (`optim.get_mom`, written out: this runs every step); NaN for None
-        self.moms.append(group["momentum"] if "momentum" in group else group["betas"][0] if "betas" in group else NAN)
+        mom = get_mom(groups[-1])
+        self.moms.append(math.nan if mom is None else mom)  # `OptionalTrace` keeps None as NaN
 
     def flush(self) -> None:
         """Move the recorded steps' losses off the device (one transfer) into `losses`.
@@ -136,9 +135,6 @@ class Recorder(Callback):
         loss with `.item()` as it comes.
         """
         if not self._step_sizes:
-            return
-        if self._step_sizes == [1]:  # one step of one batch: the range test reads each
-            self._flush_one()
             return
         sizes, n_done = self._step_sizes, sum(self._step_sizes)
         values = host_floats(self._unread[:n_done])
@@ -160,7 +156,7 @@ class Recorder(Callback):
 
     @holds_sigint  # the smoothed trace and the running average change together, or not at all
     def _smooth_new_losses(self) -> None:
-        for loss in self.losses.values_from(len(self._smooth)):
+        for loss in self.losses[len(self._smooth) :]:
             self._smooth_next(loss)
 
     def _smooth_next(self, loss: float) -> float:
@@ -182,14 +178,6 @@ class Recorder(Callback):
         if len(smooth) + 1 == len(losses):
             return self._smooth_next(array.__getitem__(losses, -1))
         return self.smooth_losses[-1]
-
-    @holds_sigint  # the trace and the loss still on the device change together; inside a fit's batch, ~0.2 us
-    def _flush_one(self) -> None:
-        """`flush` of a single one-batch step, the same float in fewer steps (the range test flushes every step)."""
-        (loss,) = host_floats(self._unread[:1])
-        del self._unread[0]
-        self.losses.append(loss)
-        self._step_sizes = []
 
     def drop_step(self) -> None:
         """The optimizer step of this iteration was not applied (a GradScaler found inf/NaN gradients): its
@@ -417,10 +405,6 @@ class Trace(array):
     def __getitem__(self, index):
         value = array.__getitem__(self, index)  # not `super()`: the range test reads an item every step
         return value.tolist() if type(index) is slice else value
-
-    def values_from(self, start: int) -> list:
-        """`self[start:]`, a list."""
-        return array.__getitem__(self, slice(start, None)).tolist()
 
     def __eq__(self, other):
         other = other.tolist() if isinstance(other, Trace) else other
