@@ -135,3 +135,19 @@ def test_cliff_band_reading_its_curve_once_is_reading_each_fall_afresh(name):
 def test_a_window_that_is_not_a_positive_integer_is_a_value_error(median, window):
     with pytest.raises(ValueError, match="window: must be a positive integer"):
         median([1.0, 2.0, 3.0], window)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=60))
+def test_finite_median_is_numpys_median(values):
+    values = np.array(values, dtype=float)
+    assert suggest.finite_median(values) == np.median(values)  # the same float, not a close one
+
+
+@pytest.mark.parametrize("name", list(CURVES))
+def test_loss_noise_of_recorded_raw_losses_is_the_formula_with_numpys_median(name):
+    raw = suggest.unsmooth(CURVES[name])
+    d = np.diff(raw)
+    d = d[np.isfinite(d)]
+    expected = float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
+    assert suggest.loss_noise(raw) == expected
