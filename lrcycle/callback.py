@@ -246,14 +246,13 @@ def class_events(cls: type) -> tuple[str, ...]:
 
 def dispatch_table(hooks: dict[str, list]) -> dict[str, Callable | None]:
     """For each event, one thing to call with the learner: None when no callback has a hook for it (the loop
-    skips it), the hook itself when there is one, `call_in_order` over the hooks when there are several."""
-    return {event: _one_call(event_hooks) for event, event_hooks in hooks.items()}
-
-
-def _one_call(hooks: list) -> Callable | None:
-    if not hooks:
-        return None
-    return hooks[0] if len(hooks) == 1 else partial(call_in_order, tuple(hooks))
+    skips it), the hook itself when there is one, `call_in_order` over the hooks when there are several. Only
+    the events with hooks are visited: most have none, and the table is rebuilt several times a range test."""
+    dispatch = dict.fromkeys(EVENTS)
+    for event, event_hooks in hooks.items():
+        if event_hooks:
+            dispatch[event] = event_hooks[0] if len(event_hooks) == 1 else partial(call_in_order, tuple(event_hooks))
+    return dispatch
 
 
 def call_in_order(hooks: tuple, learn) -> None:
