@@ -61,6 +61,14 @@ def resnet_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
     return [parts("conv1", "bn1", "layer1", "layer2"), parts("layer3", "layer4"), parts("fc")]
 
 
+def check_has_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """`single_group(model)`'s one group, or a ValueError for a model without parameters."""
+    (params,) = single_group(model)
+    if not params:
+        raise ValueError(f"model: {type(model).__name__} has no parameters to train; a Learner needs some")
+    return params
+
+
 def check_groups(groups, model: nn.Module) -> list[list[nn.Parameter]]:
     """Each parameter of the model in exactly one group, and no group empty."""
     groups = [list(g) for g in groups]
@@ -108,6 +116,8 @@ def freeze_groups(groups, n: int, train_bn: bool, bn_ids: set[int]) -> None:
 
 def learner_layer_groups(model, splitter, opt) -> list[list]:
     """The Learner's layer groups: the splitter's (default: one group), or with `opt=` the optimizer's."""
+    if opt is None and splitter is None:  # one group holding each parameter once: nothing to check but that
+        return [check_has_parameters(model)]
     if opt is None:
         return check_groups((splitter or single_group)(model), model)
     return opt_layer_groups(opt, None if splitter is None else check_groups(splitter(model), model), model)

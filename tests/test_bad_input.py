@@ -146,6 +146,11 @@ def test_model_that_is_not_a_module_is_a_type_error():
         Learner(make_dls(), lambda x: x)
 
 
+def test_a_model_without_parameters_is_a_value_error_naming_the_model():
+    with pytest.raises(ValueError, match="model: ReLU has no parameters to train"):
+        Learner(make_dls(), nn.ReLU())
+
+
 @pytest.mark.parametrize("lr", [0, -1e-3, math.nan, math.inf, [1e-3, 1e-3]])
 def test_bad_learner_lr_is_rejected_at_construction(lr):
     with pytest.raises(ValueError, match="lr"):
