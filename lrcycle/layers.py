@@ -119,7 +119,7 @@ def learner_layer_groups(model, splitter, opt) -> list[list]:
     if opt is None and splitter is None:  # one group holding each parameter once: nothing to check but that
         return [check_has_parameters(model)]
     if opt is None:
-        return check_groups((splitter or single_group)(model), model)
+        return check_groups(splitter(model), model)
     return opt_layer_groups(opt, None if splitter is None else check_groups(splitter(model), model), model)
 
 
