@@ -11,6 +11,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 from torch import nn
@@ -220,30 +221,38 @@ class Learner:
         The batch stage's events are fired here rather than through `_with_events`, and a batch with no hook
         between `before_batch` and `after_batch` (`CallbackList.inner_hooks`), no autocast and no first-batch
         checks runs its forward pass, backward pass and step without looking for hooks (`_plain_step`)."""
+        callbacks = self.callbacks  # the same list throughout; its `dispatch` is read at each event
         try:
-            call = self.callbacks.dispatch["before_batch"]
+            call = callbacks.dispatch["before_batch"]
             if call is not None:
                 call(self)
             self.stepped = False
-            if self.callbacks.inner_hooks or self.first_batch or type(self.autocast) is not nullcontext:
+            if callbacks.inner_hooks or self.first_batch or type(self.autocast) is not nullcontext:
                 self._forward_loss()
                 self._backward_and_step()
             else:
                 self._plain_step()
         except CancelBatchException:
             self._fire("after_cancel_batch")
-        call = self.callbacks.dispatch["after_batch"]
+        call = callbacks.dispatch["after_batch"]
         if call is not None:
             call(self)
 
     def _plain_step(self) -> None:
-        """`_forward_loss` then `_backward_and_step` where no callback hooks an event between them."""
+        """`_forward_loss` then `_backward_and_step` where no callback hooks an event between them: the same
+        attributes set in the same order, with `_backward` and `_step` written out (this runs every batch)."""
         self.loss = None
-        self.pred = forward(self.model, self.xb)
-        self.loss = self.loss_grad = compute_loss(self.loss_func, self.pred, self.yb)
-        self._backward()
-        self._step()
-        self.opt.zero_grad()
+        self.pred = pred = forward(self.model, self.xb)
+        self.loss = self.loss_grad = loss = compute_loss(self.loss_func, pred, self.yb)
+        try:
+            loss.backward()
+        except RuntimeError as error:
+            self._raise_backward_error(error)
+        opt = self.opt
+        opt.step() if self.scaler is None else self.scaler.step(opt)
+        self.stepped = True
+        self.train_iter += 1
+        opt.zero_grad()
 
     def _backward_and_step(self) -> None:
         self.loss_grad = self.loss  # what `backward` runs on; callbacks may scale it (accumulation, GradScaler)
@@ -261,9 +270,13 @@ class Learner:
         try:
             self.loss_grad.backward()
         except RuntimeError as error:
-            if self.loss_grad.requires_grad:
-                raise
-            raise loss_without_graph(self.loss_func, self.loss_grad, self.model) from error
+            self._raise_backward_error(error)
+
+    def _raise_backward_error(self, error: RuntimeError) -> NoReturn:
+        """A failed backward's error as it was or, for a loss with no graph behind it, one that says why."""
+        if self.loss_grad.requires_grad:
+            raise error
+        raise loss_without_graph(self.loss_func, self.loss_grad, self.model) from error
 
     def _forward_loss(self) -> None:
         self.loss = None

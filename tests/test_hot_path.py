@@ -110,6 +110,23 @@ def test_a_plain_fit_is_the_hand_written_loop_step_for_step():
         assert torch.equal(a, b)
 
 
+def test_a_loss_that_loses_its_graph_after_the_first_batch_says_why_on_the_short_way():
+    """The first batch takes the long way (its checks); a loss detached from the third batch on fails on the
+    short way with the same error the long way gives, after two completed steps."""
+    calls = []
+
+    def loss_func(pred, target):
+        calls.append(1)
+        loss = nn.functional.cross_entropy(pred, target)
+        return loss.detach() if len(calls) >= 3 else loss
+
+    learn = Learner(make_dls(), make_mlp(), loss_func=loss_func)
+    with pytest.raises(ValueError, match="gave a loss without a gradient graph") as error:
+        learn.fit(0.1, 1)
+    assert isinstance(error.value.__cause__, RuntimeError)
+    assert learn.train_iter == 2 and learn.model[0][0].weight.grad is None
+
+
 def test_a_hook_added_during_a_fit_is_called_from_the_next_batch():
     hook = InnerHook()
 
