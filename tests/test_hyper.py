@@ -6,6 +6,7 @@ from conftest import make_dls, make_mlp
 
 from lrcycle import Learner, sequential_splitter
 from lrcycle.optim import (
+    apply_hypers,
     get_lrs,
     get_mom,
     get_moms,
@@ -132,3 +133,20 @@ def test_create_opt_builds_a_fresh_optimizer_with_one_group_per_layer_group():
     new = learn.create_opt()
     assert new is learn.opt and new is not old and not new.state
     assert len(new.param_groups) == 3 and get_lrs(new) == [0.05] * 3
+
+
+@pytest.mark.parametrize("mom", [None, 0.7])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_apply_hypers_writes_what_set_lrs_and_set_mom_write(name, mom):
+    make, key, default = OPTIMIZERS[name]
+    applied, expected = make(three_groups()), make(three_groups())
+    apply_hypers(applied, [1e-3, 1e-2, 1e-1], mom)
+    set_lrs(expected, [1e-3, 1e-2, 1e-1])
+    for group in expected.param_groups:
+        if mom is not None:
+            set_mom(group, mom)
+    strip = [{k: v for k, v in g.items() if k != "params"} for g in applied.param_groups]
+    assert strip == [{k: v for k, v in g.items() if k != "params"} for g in expected.param_groups]
+    assert get_moms(applied) == [default if mom is None or key is None else mom] * 3
+    with pytest.raises(ValueError):
+        apply_hypers(applied, [0.1, 0.2], mom)  # one lr per group
