@@ -194,3 +194,33 @@ def test_cyclic_starts_each_whole_cycle_at_base_lr():
         assert schedules.cyclic_lr(i, 5, 0.1, 1.0, "triangular", 1.0) == pytest.approx(0.1)
     assert schedules.cyclic_lr(5, 5, 0.1, 1.0, "triangular", 1.0) == pytest.approx(1.0)
     assert schedules.cyclic_lr(15, 5, 0.1, 1.0, "triangular2", 1.0) == pytest.approx(0.1 + 0.9 / 2)
+
+
+def one_cycle_value(i, n, start, peak, end, pct):
+    """fastai's one-cycle at step i of n, written out: cosine start -> peak over `pct`, then peak -> end."""
+    pos = i / n
+    if pos < pct:
+        return peak + (start - peak) / 2 * (1 + math.cos(math.pi * (pos / pct)))
+    return end + (peak - end) / 2 * (1 + math.cos(math.pi * ((pos - pct) / (1 - pct))))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(lrs, min_size=1, max_size=3),
+    divs,
+    st.floats(1.0, 1e6),
+    st.one_of(pcts, st.sampled_from([0.0, 1.0])),
+    st.one_of(st.none(), st.tuples(moms, moms, moms)),
+    st.integers(1, 400),
+    st.data(),
+)
+def test_one_cycle_read_many_steps_at_once_is_bit_for_bit_each_step(lr_list, div, div_final, pct, mom, n, data):
+    schedule = schedules.one_cycle_schedule(lr_list, 1, div, div_final, pct, mom, n)
+    first = data.draw(st.integers(0, n))
+    end = data.draw(st.integers(first, n))
+    values = schedule.values(first, end)
+    assert values == [schedule(i) for i in range(first, end)]  # exact: == on floats
+    assert all(type(lr) is float for lrs_now, _ in values for lr in lrs_now)
+    for i, (lrs_now, mom_now) in zip(range(first, end), values):
+        assert lrs_now == [one_cycle_value(i, n, lr / div, lr, lr / div_final, pct) for lr in lr_list]
+        assert mom_now == (None if mom is None else one_cycle_value(i, n, *mom, pct))

@@ -75,12 +75,13 @@ class ParamScheduler(Callback):
                 self._set_from_schedule(learn, i)
                 return
             k, ahead = 0, self._read_ahead(i)
-        apply_hypers(learn.opt, *ahead[k])
+        lrs, mom = ahead[k]
+        apply_hypers(learn.opt, lrs, mom)
 
     def _read_ahead(self, first: int) -> list:
         """`schedule(i)` for the next `STEPS_AT_ONCE` steps from `first` (none past `n_steps`)."""
-        at, end = self._schedule.at, min(first + STEPS_AT_ONCE, self._schedule.n_steps)
-        self._first, self._ahead = first, [at(i) for i in range(first, end)]
+        end = min(first + STEPS_AT_ONCE, self._schedule.n_steps)
+        self._first, self._ahead = first, self._schedule.values(first, end)
         return self._ahead
 
     def _set_from_schedule(self, learn, i: int) -> None:

@@ -12,6 +12,7 @@ import bisect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 from .shapes import (
     DECAY_SHAPES,
@@ -19,11 +20,13 @@ from .shapes import (
     clr_lr,
     clr_mom,
     clr_pct,
+    cos_weights,
     cycle_bounds,
     cyclic_lr,
     cyclic_mom,
     locate_cycle,
     sched_cos,
+    sched_cos_weighted,
     sched_exp,
     sched_lin,
     sgdr_lr,
@@ -60,6 +63,9 @@ class Schedule:
     which its cycles end (snapshots and weight averaging act there), `lrs` the per-group base lrs the
     optimizer holds before the first step, and `spec` the builder's name and arguments as plain data, so
     `build(spec)` makes the same schedule again (a checkpoint stores the spec, never a function).
+
+    `at_range(first, end)`, where a builder gives one, works out `[at(i) for i in range(first, end)]` in one go
+    (`one_cycle_schedule`'s); `values` reads a range either way.
     """
 
     at: Callable[[int], Hypers] = field(repr=False)
@@ -69,13 +75,21 @@ class Schedule:
     n_steps: int
     cycle_ends: list[int]
     spec: dict
+    at_range: Callable[[int, int], list[Hypers]] | None = field(default=None, repr=False, compare=False)
 
     def __call__(self, i: int) -> Hypers:
         return self.at(i)
 
+    def values(self, first: int, end: int) -> list[Hypers]:
+        """`[schedule(i) for i in range(first, end)]`: what `ParamScheduler` reads ahead."""
+        if self.at_range is None:
+            return [self.at(i) for i in range(first, end)]
+        return self.at_range(first, end)
 
-def _schedule(at, lrs, n_epoch: int, steps_per_epoch: int, cycle_ends, spec: dict) -> Schedule:
-    return Schedule(at, list(lrs), n_epoch, steps_per_epoch, n_epoch * steps_per_epoch, list(cycle_ends), spec)
+
+def _schedule(at, lrs, n_epoch: int, steps_per_epoch: int, cycle_ends, spec: dict, at_range=None) -> Schedule:
+    n_steps = n_epoch * steps_per_epoch
+    return Schedule(at, list(lrs), n_epoch, steps_per_epoch, n_steps, list(cycle_ends), spec, at_range)
 
 
 def _cycle_epochs(n_cycle: int, cycle_len: int, cycle_mult: int) -> list[int]:
@@ -200,10 +214,24 @@ def one_cycle_schedule(lrs, n_epoch, div, div_final, pct_start, moms, steps_per_
         lr_now = [sched_cos(lr, lr / div_final, t) for lr in lrs]
         return lr_now, None if moms is None else sched_cos(moms[1], moms[2], t)
 
-    at = join([warm_up, anneal], [phase_start(pct_start, total)])
+    def at_range(first: int, end: int) -> list[Hypers]:
+        """Steps `first` to `end - 1` at once, each position's cosine worked out once for the lrs and the
+        momentum (`sched_cos_weighted`): bit for bit what `warm_up` and `anneal` give step by step."""
+        up = cos_weights([i / total / pct_start for i in range(first, min(end, peak))])
+        down = cos_weights([(i / total - pct_start) / (1 - pct_start) for i in range(max(first, peak), end)])
+
+        def both_pieces(start: float, middle: float, final: float) -> list[float]:
+            return sched_cos_weighted(start, middle, up) + sched_cos_weighted(middle, final, down)
+
+        lrs_now = zip(*[both_pieces(lr / div, lr, lr / div_final) for lr in lrs])
+        moms_now = repeat(None) if moms is None else both_pieces(*moms)
+        return list(zip(map(list, lrs_now), moms_now))
+
+    peak = phase_start(pct_start, total)
+    at = join([warm_up, anneal], [peak])
     spec = {"builder": "one_cycle", "lrs": list(lrs), "n_epoch": n_epoch, "div": div, "div_final": div_final}
     spec.update(pct_start=pct_start, moms=_plain(moms), steps_per_epoch=steps_per_epoch)
-    return _schedule(at, lrs, n_epoch, steps_per_epoch, [n_epoch], spec)
+    return _schedule(at, lrs, n_epoch, steps_per_epoch, [n_epoch], spec, at_range)
 
 
 def cyclic_schedule(lrs, n_epoch, base_lrs, step_size, n_cycles, mode, gamma, moms, steps_per_epoch) -> Schedule:
