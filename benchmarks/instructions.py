@@ -13,7 +13,11 @@ the MLP 64-32-10 at batch 32 on scikit-learn's digits, SGD with momentum, one th
   lrcycle         `learn.fit_one_cycle` with progress off (Recorder, schedule, events, Ctrl-C held per batch)
   lrcycle_bar     the same with the progress bar (output captured)
 
-    python benchmarks/instructions.py          # 4 variants x 2 fits, about 10 minutes on 2 cores
+With `--cache-sim`, cachegrind also simulates the CPU's caches and the script reports the misses of the
+first-level data (D1) and instruction (I1) caches an iteration: work a count of instructions does not show.
+
+    python benchmarks/instructions.py              # 4 variants x 2 fits, about 10 minutes on 2 cores
+    python benchmarks/instructions.py --cache-sim  # with the cache misses, about twice as long
 """
 
 from __future__ import annotations
@@ -144,15 +148,20 @@ def one_fit(variant: str, n: int) -> None:
     RUNS[variant](model, loader(x, y, n), loader(xv, yv, None), n)
 
 
-def count(variant: str, n: int) -> int:
-    """Instructions valgrind counts for one process running `one_fit(variant, n)` (address layout fixed)."""
-    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+EVENTS = {"instructions": r"I\s+refs", "D1 misses": r"D1\s+misses", "I1 misses": r"I1\s+misses"}
+
+
+def count(variant: str, n: int, cache_sim: bool) -> dict[str, int]:
+    """What valgrind counts for one process running `one_fit(variant, n)` (address layout fixed)."""
+    command = ["valgrind", "--tool=cachegrind", f"--cache-sim={'yes' if cache_sim else 'no'}"]
+    command += ["--cachegrind-out-file=/dev/null"]
     command += [sys.executable, __file__, "--one-fit", variant, str(n)]
     env = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         ["setarch", platform.machine(), "-R", *command], env=env, capture_output=True, text=True, check=True
     )
-    return int(re.search(r"I\s+refs:\s+([\d,]+)", done.stderr).group(1).replace(",", ""))
+    found = {name: re.search(pattern + r":\s+([\d,]+)", done.stderr) for name, pattern in EVENTS.items()}
+    return {name: int(match.group(1).replace(",", "")) for name, match in found.items() if match}
 
 
 def main() -> None:
@@ -161,6 +170,7 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=2100, help="iterations of the long fit")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="valgrind processes at once")
+    parser.add_argument("--cache-sim", action="store_true", help="also count first-level cache misses")
     parser.add_argument("--one-fit", nargs=2, metavar=("VARIANT", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_fit:
@@ -168,15 +178,19 @@ def main() -> None:
     variants = args.variants.split(",")
     jobs = [(v, n) for v in variants for n in (args.short, args.long)]
     with ThreadPoolExecutor(args.jobs) as pool:
-        counts = dict(zip(jobs, pool.map(lambda job: count(*job), jobs)))
-    per_iter = {v: (counts[v, args.long] - counts[v, args.short]) / (args.long - args.short) for v in variants}
-    print(
-        f"# instructions an iteration (cachegrind), {args.short} and {args.long} iterations, torch {torch.__version__}"
-    )
-    print(f"{'variant':<16}{'instructions':>14}{'over raw':>12}")
+        counts = dict(zip(jobs, pool.map(lambda job: count(*job, args.cache_sim), jobs)))
+    extra = args.long - args.short
+    per_iter = {v: {k: (counts[v, args.long][k] - counts[v, args.short][k]) / extra for k in counts[v, args.long]}
+                for v in variants}  # fmt: skip
+    events = list(per_iter[variants[0]])
+    print(f"# an iteration (cachegrind), from fits of {args.short} and {args.long} iterations; over raw in brackets")
+    print(f"{'variant':<16}" + "".join(f"{event:>24}" for event in events))
     for v in variants:
-        extra = per_iter[v] - per_iter.get("raw", math.nan)
-        print(f"{v:<16}{per_iter[v]:>14,.0f}{extra:>+12,.0f}")
+        cells = []
+        for event in events:
+            over = per_iter[v][event] - per_iter["raw"][event] if "raw" in per_iter else math.nan
+            cells.append(f"{per_iter[v][event]:>12,.0f} ({over:>+8,.0f})")
+        print(f"{v:<16}" + "".join(f"{cell:>24}" for cell in cells))
 
 
 if __name__ == "__main__":
