@@ -171,10 +171,13 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="valgrind processes at once")
     parser.add_argument("--cache-sim", action="store_true", help="also count first-level cache misses")
+    parser.add_argument("--quick", action="store_true", help="a long fit of 600 iterations, not 2,100")
     parser.add_argument("--one-fit", nargs=2, metavar=("VARIANT", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_fit:
         return one_fit(args.one_fit[0], int(args.one_fit[1]))
+    if args.quick:
+        args.long = 600
     variants = args.variants.split(",")
     jobs = [(v, n) for v in variants for n in (args.short, args.long)]
     with ThreadPoolExecutor(args.jobs) as pool:
