@@ -14,10 +14,13 @@ the MLP 64-32-10 at batch 32 on scikit-learn's digits, SGD with momentum, one th
   lrcycle_bar     the same with the progress bar (output captured)
 
 With `--cache-sim`, cachegrind also simulates the CPU's caches and the script reports the misses of the
-first-level data (D1) and instruction (I1) caches an iteration: work a count of instructions does not show.
+first-level data (D1) and instruction (I1) caches an iteration; with `--branch-sim`, the branches its simple
+predictor mispredicts (a real CPU predicts better, so read them as a comparison between variants): work a count
+of instructions does not show.
 
     python benchmarks/instructions.py              # 4 variants x 2 fits, about 10 minutes on 2 cores
     python benchmarks/instructions.py --cache-sim  # with the cache misses, about twice as long
+    python benchmarks/instructions.py --branch-sim # with the mispredicted branches, about twice as long
 """
 
 from __future__ import annotations
@@ -148,12 +151,14 @@ def one_fit(variant: str, n: int) -> None:
     RUNS[variant](model, loader(x, y, n), loader(xv, yv, None), n)
 
 
-EVENTS = {"instructions": r"I\s+refs", "D1 misses": r"D1\s+misses", "I1 misses": r"I1\s+misses"}
+EVENTS = {"instructions": r"I\s+refs", "D1 misses": r"D1\s+misses", "I1 misses": r"I1\s+misses",
+          "mispredicts": r"Mispredicts"}  # fmt: skip
 
 
-def count(variant: str, n: int, cache_sim: bool) -> dict[str, int]:
+def count(variant: str, n: int, cache_sim: bool, branch_sim: bool) -> dict[str, int]:
     """What valgrind counts for one process running `one_fit(variant, n)` (address layout fixed)."""
     command = ["valgrind", "--tool=cachegrind", f"--cache-sim={'yes' if cache_sim else 'no'}"]
+    command += [f"--branch-sim={'yes' if branch_sim else 'no'}"]
     command += ["--cachegrind-out-file=/dev/null"]
     command += [sys.executable, __file__, "--one-fit", variant, str(n)]
     env = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
@@ -171,6 +176,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="valgrind processes at once")
     parser.add_argument("--cache-sim", action="store_true", help="also count first-level cache misses")
+    parser.add_argument("--branch-sim", action="store_true", help="also count mispredicted branches")
     parser.add_argument("--quick", action="store_true", help="a long fit of 600 iterations, not 2,100")
     parser.add_argument("--one-fit", nargs=2, metavar=("VARIANT", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -181,7 +187,7 @@ def main() -> None:
     variants = args.variants.split(",")
     jobs = [(v, n) for v in variants for n in (args.short, args.long)]
     with ThreadPoolExecutor(args.jobs) as pool:
-        counts = dict(zip(jobs, pool.map(lambda job: count(*job, args.cache_sim), jobs)))
+        counts = dict(zip(jobs, pool.map(lambda job: count(*job, args.cache_sim, args.branch_sim), jobs)))
     extra = args.long - args.short
     per_iter = {v: {k: (counts[v, args.long][k] - counts[v, args.short][k]) / extra for k in counts[v, args.long]}
                 for v in variants}  # fmt: skip
