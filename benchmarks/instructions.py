@@ -5,8 +5,11 @@ than the few microseconds lrcycle adds. The number of instructions the CPU runs 
 this counts them with valgrind's cachegrind (`valgrind` must be on the PATH; it runs each fit about 50 times
 slower). Every variant is run twice, with a short and a long fit, in a process of its own; the difference over
 the extra iterations is the count an iteration, free of the start-up (importing torch, building the model) that
-both runs share. Variants, all one-cycle (pct_start 0.25, div 25, div_final 1e5, momentum 0.95-0.85-0.95), on
-the MLP 64-32-10 at batch 32 on scikit-learn's digits, SGD with momentum, one thread, one validation pass:
+both runs share. The count does depend on the process's memory layout (where `malloc` finds room, how dictionary
+lookups collide): an environment 3 kB larger moved lrcycle's by 3,000 an iteration, so compare variants counted
+in one run, and read differences of a few thousand as ties. Variants, all one-cycle (pct_start 0.25, div 25,
+div_final 1e5, momentum 0.95-0.85-0.95), on the MLP 64-32-10 at batch 32 on scikit-learn's digits, SGD with
+momentum, one thread, one validation pass:
 
   raw             the hand-written loop, lr and momentum worked out and written into the param group each step
   raw_onecyclelr  the hand-written loop with `torch.optim.lr_scheduler.OneCycleLR.step()` each step
