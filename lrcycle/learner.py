@@ -11,7 +11,6 @@ from __future__ import annotations
 from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
-from typing import NoReturn
 
 import torch
 from torch import nn
@@ -240,19 +239,13 @@ class Learner:
 
     def _plain_step(self) -> None:
         """`_forward_loss` then `_backward_and_step` where no callback hooks an event between them: the same
-        attributes set in the same order, with `_backward` and `_step` written out (this runs every batch)."""
+        attributes set in the same order, without looking for hooks."""
         self.loss = None
-        self.pred = pred = forward(self.model, self.xb)
-        self.loss = self.loss_grad = loss = compute_loss(self.loss_func, pred, self.yb)
-        try:
-            loss.backward()
-        except RuntimeError as error:
-            self._raise_backward_error(error)
-        opt = self.opt
-        opt.step() if self.scaler is None else self.scaler.step(opt)
-        self.stepped = True
-        self.train_iter += 1
-        opt.zero_grad()
+        self.pred = forward(self.model, self.xb)
+        self.loss = self.loss_grad = compute_loss(self.loss_func, self.pred, self.yb)
+        self._backward()
+        self._step()
+        self.opt.zero_grad()
 
     def _backward_and_step(self) -> None:
         self.loss_grad = self.loss  # what `backward` runs on; callbacks may scale it (accumulation, GradScaler)
@@ -270,13 +263,9 @@ class Learner:
         try:
             self.loss_grad.backward()
         except RuntimeError as error:
-            self._raise_backward_error(error)
-
-    def _raise_backward_error(self, error: RuntimeError) -> NoReturn:
-        """A failed backward's error as it was or, for a loss with no graph behind it, one that says why."""
-        if self.loss_grad.requires_grad:
-            raise error
-        raise loss_without_graph(self.loss_func, self.loss_grad, self.model) from error
+            if self.loss_grad.requires_grad:
+                raise
+            raise loss_without_graph(self.loss_func, self.loss_grad, self.model) from error
 
     def _forward_loss(self) -> None:
         self.loss = None

@@ -94,15 +94,11 @@ def restore_hypers(opt: torch.optim.Optimizer, snapshot: list[dict]) -> None:
 
 def apply_hypers(opt: torch.optim.Optimizer, lrs, mom: float | None) -> None:
     """One schedule step's values: each group's lr, and every group's momentum unless `mom` is None (a schedule
-    that leaves momentum alone), written as `set_mom` writes it (looked up here: it runs every step)."""
+    that leaves momentum alone)."""
     for group, lr in zip(opt.param_groups, lrs, strict=True):
         group["lr"] = lr
-        if mom is None:
-            continue
-        if "momentum" in group:
-            group["momentum"] = mom
-        elif "betas" in group:
-            group["betas"] = (mom, group["betas"][1])
+        if mom is not None:
+            set_mom(group, mom)
 
 
 def set_hypers(opt: torch.optim.Optimizer, lrs, wds=None) -> None:
